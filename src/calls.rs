@@ -1,0 +1,577 @@
+//! The call service: drives the pure call model from every ingress and carries out its effects.
+//!
+//! Ingresses `submit` call events; each is written to the event journal first (so an event that
+//! was acknowledged survives a crash) and then handed, over a bounded channel, to the one task that
+//! owns the [`CallModel`]. The journal is written by a task of its own, many events per
+//! transaction: it takes whatever queued up while the last transaction ran (one event when calls
+//! are few, hundreds at a thousand calls a second), and the same transaction marks the events the
+//! model has processed since, so the database sees one commit per batch instead of two per event;
+//! `submit` returns once its event is in a committed batch. The model task applies events in
+//! arrival order and turns effects into work: pops are matched and built on tasks of their own
+//! (database lookups must not hold up other calls' events), updates go straight to the hub (which
+//! settles the race between a slow pop and a fast update), ended calls are recorded as
+//! interactions. Matching is done once per call and shared by every pop of that call, so a
+//! ring-all queue creates at most one provisional contact.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{OnceCell, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::call::{
+    ActiveCounts, Audience, CallEvent, CallModel, CallModelConfig, CallRecord, Direction, Effect,
+    LiveCall,
+};
+use crate::directory::Directory;
+use crate::hub::Hub;
+use crate::matching::{self, MatchResult};
+use crate::settings::Settings;
+use crate::storage::interactions::NewInteraction;
+use crate::storage::{Storage, StorageError, now_ms};
+use crate::telemetry::Pii;
+
+/// Everything effects need to be carried out.
+#[derive(Clone)]
+pub struct CallDeps {
+    pub storage: Storage,
+    pub settings: Arc<Settings>,
+    pub directory: Arc<Directory>,
+    pub hub: Hub,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+enum Command {
+    Event {
+        event: CallEvent,
+        journal_id: Option<i64>,
+        received: std::time::Instant,
+    },
+    Snapshot(oneshot::Sender<Vec<LiveCall>>),
+    Counts(oneshot::Sender<ActiveCounts>),
+}
+
+type MatchCell = Arc<OnceCell<Option<MatchResult>>>;
+
+/// An event waiting for the journal writer, and the submitter waiting for its id.
+struct Pending {
+    event: CallEvent,
+    body: String,
+    received: std::time::Instant,
+    ack: oneshot::Sender<Result<i64, StorageError>>,
+}
+
+/// Events waiting for the journal writer; when full, `submit` and `enqueue` wait.
+pub const JOURNAL_QUEUE: usize = 4096;
+/// The most events one journal transaction takes.
+pub const JOURNAL_BATCH: usize = 1024;
+/// How soon processed events are marked when no new event comes to carry the marks.
+const MARK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The handle ingresses and handlers use.
+#[derive(Clone)]
+pub struct Calls {
+    tx: mpsc::Sender<Command>,
+    journal: mpsc::Sender<Pending>,
+    /// Journal ids the model has processed, for the journal writer's next transaction.
+    processed: Arc<Mutex<Vec<i64>>>,
+    deps: CallDeps,
+    matches: Arc<Mutex<HashMap<String, MatchCell>>>,
+}
+
+/// An event queued with [`Calls::enqueue`]: resolves to its journal id once it is durable and
+/// handed to the model, or to why it was not journaled.
+pub struct Journaled(oneshot::Receiver<Result<i64, StorageError>>);
+
+impl Future for Journaled {
+    type Output = Result<i64, SubmitError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|result| match result {
+            Ok(Ok(id)) => Ok(id),
+            Ok(Err(error)) => Err(SubmitError::Storage(error)),
+            Err(_) => Err(SubmitError::Stopped),
+        })
+    }
+}
+
+/// Why an event was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the call service has stopped")]
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CallCounts {
+    pub ringing: usize,
+    pub queued: usize,
+    pub answered: usize,
+    pub transferring: usize,
+}
+
+/// Events older than this when replayed from the journal after a restart update the state but pop nothing.
+const STALE_POP_MS: i64 = 30_000;
+
+impl Calls {
+    /// Starts the model task and replays journaled events the last run did not get to.
+    pub async fn start(
+        deps: CallDeps,
+        shutdown: CancellationToken,
+    ) -> Result<(Calls, tokio::task::JoinHandle<()>), StorageError> {
+        let (tx, rx) = mpsc::channel(4096);
+        let (journal, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
+        let calls = Calls {
+            tx,
+            journal,
+            processed: Arc::new(Mutex::new(Vec::new())),
+            deps: deps.clone(),
+            matches: Arc::new(Mutex::new(HashMap::new())),
+        };
+        let config = CallModelConfig {
+            merge_window_ms: deps.settings.calls.merge_window_ms.max(0) as u64,
+            max_call_age_ms: (deps.settings.calls.max_call_age_secs.max(60) as u64) * 1000,
+            ..CallModelConfig::default()
+        };
+        let pending = deps.storage.unprocessed_events(100_000).await?;
+        let runner = calls.clone();
+        let writer = calls.clone();
+        let handle = tokio::spawn(async move {
+            tokio::join!(
+                runner.run(CallModel::new(config), rx, pending, shutdown.clone()),
+                writer.write_journal(journal_rx, shutdown),
+            );
+        });
+        Ok((calls, handle))
+    }
+
+    /// Journals the event, then queues it for the model. Returns once the event is durable.
+    pub async fn submit(&self, event: CallEvent) -> Result<i64, SubmitError> {
+        self.enqueue(event).await?.await
+    }
+
+    /// Queues the event for the journal (waiting while the queue is full) and returns what to
+    /// await for its durability. An ingress that does not answer per event (SIP) keeps many in
+    /// flight, so the journal can take them in large batches.
+    pub async fn enqueue(&self, event: CallEvent) -> Result<Journaled, SubmitError> {
+        let received = std::time::Instant::now();
+        let body = serde_json::to_string(&event).map_err(|e| StorageError::Other(e.to_string()))?;
+        let (ack, journaled) = oneshot::channel();
+        self.journal
+            .send(Pending {
+                event,
+                body,
+                received,
+                ack,
+            })
+            .await
+            .map_err(|_| SubmitError::Stopped)?;
+        Ok(Journaled(journaled))
+    }
+
+    /// The journal writer: each transaction takes every event queued meanwhile (at most
+    /// [`JOURNAL_BATCH`]) and marks the events processed since the last one; then the events go
+    /// to the model in order and their submitters get their ids.
+    async fn write_journal(self, mut queue: mpsc::Receiver<Pending>, shutdown: CancellationToken) {
+        let mut batch: Vec<Pending> = Vec::with_capacity(JOURNAL_BATCH);
+        let mut marks = tokio::time::interval(MARK_INTERVAL);
+        marks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                received = queue.recv_many(&mut batch, JOURNAL_BATCH) => if received == 0 { break },
+                _ = marks.tick() => {}
+            }
+            let processed = self.take_processed();
+            if batch.is_empty() && processed.is_empty() {
+                continue;
+            }
+            let rows: Vec<(&str, &str)> = batch
+                .iter()
+                .map(|pending| (pending.event.source.as_str(), pending.body.as_str()))
+                .collect();
+            match self.deps.storage.journal_batch(&rows, &processed).await {
+                Ok(ids) => {
+                    for (pending, id) in batch.drain(..).zip(ids) {
+                        self.deps.metrics.call_event(pending.event.source);
+                        let command = Command::Event {
+                            event: pending.event,
+                            journal_id: Some(id),
+                            received: pending.received,
+                        };
+                        // A stopped model answers nothing: the submitter sees the service stop.
+                        if self.tx.send(command).await.is_ok() {
+                            let _ = pending.ack.send(Ok(id));
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(events = batch.len(), %error, "call events not journaled");
+                    self.processed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(processed);
+                    for pending in batch.drain(..) {
+                        let _ = pending.ack.send(Err(same_error(&error)));
+                    }
+                }
+            }
+        }
+        // A clean stop leaves nothing processed to replay.
+        let processed = self.take_processed();
+        if !processed.is_empty() {
+            if let Err(error) = self.deps.storage.journal_batch(&[], &processed).await {
+                tracing::warn!(%error, "could not mark call events processed at stop");
+            }
+        }
+    }
+
+    fn take_processed(&self) -> Vec<i64> {
+        std::mem::take(&mut *self.processed.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub async fn live(&self) -> Vec<LiveCall> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Snapshot(reply)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    pub async fn counts(&self) -> CallCounts {
+        let (reply, rx) = oneshot::channel();
+        let c = if self.tx.send(Command::Counts(reply)).await.is_ok() {
+            rx.await.unwrap_or_default()
+        } else {
+            ActiveCounts::default()
+        };
+        CallCounts {
+            ringing: c.ringing,
+            queued: c.queued,
+            answered: c.answered,
+            transferring: c.transferring,
+        }
+    }
+
+    /// The match made for a live call (the customer its pop shows), if any.
+    pub async fn matched(&self, call_id: &str) -> Option<MatchResult> {
+        let cell = self
+            .matches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(call_id)
+            .cloned()?;
+        cell.get().cloned().flatten()
+    }
+
+    /// Replaces the match of a live call (an agent picked another candidate).
+    pub fn set_match(&self, call_id: &str, matched: MatchResult) {
+        let cell = Arc::new(OnceCell::new_with(Some(Some(matched))));
+        self.matches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(call_id.to_string(), cell);
+    }
+
+    async fn run(
+        self,
+        mut model: CallModel,
+        mut rx: mpsc::Receiver<Command>,
+        pending: Vec<crate::storage::events::JournaledEvent>,
+        shutdown: CancellationToken,
+    ) {
+        if !pending.is_empty() {
+            tracing::info!(
+                events = pending.len(),
+                "replaying call events accepted before the last stop"
+            );
+        }
+        for journaled in pending {
+            match serde_json::from_str::<CallEvent>(&journaled.body) {
+                Ok(event) => {
+                    let fresh = now_ms() - event.at_ms < STALE_POP_MS;
+                    self.apply(&mut model, &event, fresh, None);
+                }
+                Err(e) => {
+                    tracing::warn!(id = journaled.id, error = %e, "journaled event unreadable; dropped")
+                }
+            }
+            self.mark_processed(journaled.id);
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    for effect in model.tick(now_ms()) {
+                        self.dispatch(effect, true, None);
+                    }
+                }
+                command = rx.recv() => match command {
+                    Some(Command::Event { event, journal_id, received }) => {
+                        self.apply(&mut model, &event, true, Some(received));
+                        if let Some(id) = journal_id {
+                            self.mark_processed(id);
+                        }
+                    }
+                    Some(Command::Snapshot(reply)) => { let _ = reply.send(model.calls()); }
+                    Some(Command::Counts(reply)) => { let _ = reply.send(model.active()); }
+                    None => break,
+                },
+            }
+        }
+    }
+
+    fn apply(
+        &self,
+        model: &mut CallModel,
+        event: &CallEvent,
+        may_pop: bool,
+        received: Option<std::time::Instant>,
+    ) {
+        match model.handle(event) {
+            Ok(effects) => {
+                for effect in effects {
+                    self.dispatch(effect, may_pop, received);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(source = event.source.as_str(), error = %e, "call event dropped")
+            }
+        }
+    }
+
+    /// Marked in the journal writer's next transaction.
+    fn mark_processed(&self, id: i64) {
+        self.processed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id);
+    }
+
+    fn match_cell(&self, call_id: &str) -> MatchCell {
+        self.matches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(call_id.to_string())
+            .or_insert_with(|| Arc::new(OnceCell::new()))
+            .clone()
+    }
+
+    /// Carries out one effect; `received` is when the event that caused it came in.
+    fn dispatch(&self, effect: Effect, may_pop: bool, received: Option<std::time::Instant>) {
+        let hub = self.deps.hub.clone();
+        match effect {
+            Effect::Pop {
+                call_id,
+                direction,
+                caller,
+                dialed,
+                audience,
+            } => {
+                if !may_pop {
+                    return;
+                }
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let names: Vec<String> = match &audience {
+                        Audience::Agents(ids) => ids
+                            .iter()
+                            .filter_map(|a| this.deps.directory.name_of(a.0))
+                            .collect(),
+                        Audience::Queue(_) => Vec::new(),
+                    };
+                    let cell = this.match_cell(&call_id);
+                    let matched = cell
+                        .get_or_init(|| async {
+                            let deps = &this.deps;
+                            match matching::match_caller(&deps.storage, &deps.settings, caller.as_ref(), dialed.as_ref(), &names, direction == Direction::Inbound).await {
+                                Ok(m) => Some(m),
+                                Err(e) => {
+                                    tracing::warn!(call_id, error = %e, "caller lookup failed; popping without a customer");
+                                    None
+                                }
+                            }
+                        })
+                        .await
+                        .clone()
+                        .unwrap_or(MatchResult {
+                            kind: matching::MatchKind::None,
+                            number: caller.as_ref().and_then(|c| c.e164.clone()),
+                            ranked: Vec::new(),
+                            created: false,
+                        });
+                    let body = match crate::console::pop::build(
+                        &this.deps.storage,
+                        &this.deps.settings,
+                        &call_id,
+                        direction,
+                        caller.as_ref(),
+                        dialed.as_ref(),
+                        &matched,
+                    )
+                    .await
+                    {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::warn!(call_id, error = %e, "pop content lookup failed; sending the bare pop");
+                            let empty = MatchResult {
+                                ranked: Vec::new(),
+                                ..matched.clone()
+                            };
+                            crate::console::pop::bare(
+                                &call_id,
+                                direction,
+                                caller.as_ref(),
+                                dialed.as_ref(),
+                                &empty,
+                            )
+                        }
+                    };
+                    tracing::debug!(call_id, caller = %Pii(caller.as_ref().map(|c| c.raw.as_str()).unwrap_or("")), ms = started.elapsed().as_secs_f64() * 1000.0, "pop built");
+                    let detail = match &audience {
+                        Audience::Agents(ids) => format!(
+                            "pop to agents {:?}",
+                            ids.iter().map(|a| a.0).collect::<Vec<_>>()
+                        ),
+                        Audience::Queue(q) => format!(
+                            "pop to queue {}",
+                            q.as_deref().unwrap_or("(all ready agents)")
+                        ),
+                    };
+                    hub.pop(call_id, audience, body, received).await;
+                    // Audited after sending: the pop must not wait for the audit write.
+                    if let Some(best) = matched.best() {
+                        let actor = crate::storage::privacy::Actor {
+                            source: Some("call".into()),
+                            ..Default::default()
+                        };
+                        if let Err(e) = this
+                            .deps
+                            .storage
+                            .audit(&actor, "pop", Some(best.customer.id), Some(&detail))
+                            .await
+                        {
+                            tracing::warn!(error = %e, "pop not audited");
+                        }
+                    }
+                });
+            }
+            Effect::Withdraw { call_id, agent } => {
+                tokio::spawn(async move { hub.withdraw(call_id, agent).await });
+            }
+            Effect::Answered { call_id, by } => {
+                tokio::spawn(async move { hub.answered(call_id, by).await });
+            }
+            Effect::Ended { call } => {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    hub.ended(call.call_id.clone(), call.outcome.as_str().to_string())
+                        .await;
+                    if let Err(e) = this.record(&call).await {
+                        tracing::warn!(call_id = call.call_id, error = %e, "could not record the call");
+                    }
+                    this.matches
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&call.call_id);
+                });
+            }
+        }
+    }
+
+    /// Stores an ended call as an interaction on its customer (missed calls included).
+    async fn record(&self, call: &CallRecord) -> Result<(), StorageError> {
+        let deps = &self.deps;
+        let customer_id = match self.matched(&call.call_id).await {
+            Some(m) => m.best().map(|c| c.customer.id),
+            None => {
+                let remote = match call.direction {
+                    Direction::Inbound => call.caller.as_ref(),
+                    Direction::Outbound => call.dialed.as_ref(),
+                };
+                matching::match_caller(&deps.storage, &deps.settings, remote, None, &[], false)
+                    .await?
+                    .best()
+                    .map(|c| c.customer.id)
+            }
+        };
+        let remote = match call.direction {
+            Direction::Inbound => call.caller.as_ref(),
+            Direction::Outbound => call.dialed.as_ref(),
+        };
+        let agent_id = call.answered_by.map(|a| a.0);
+        if call.direction == Direction::Inbound {
+            if let Some(cid) = customer_id {
+                if call.outcome.wants_callback() {
+                    if let Some(e164) = remote.and_then(|p| p.e164.as_deref()) {
+                        crate::outbound::generators::missed_call(
+                            &deps.storage,
+                            &deps.settings,
+                            &deps.directory,
+                            cid,
+                            e164,
+                            call.started_at_ms,
+                        )
+                        .await?;
+                    }
+                } else if matches!(
+                    call.outcome,
+                    crate::call::Outcome::Answered | crate::call::Outcome::AnsweredElsewhere
+                ) {
+                    crate::outbound::generators::customer_got_through(&deps.storage, cid).await?;
+                }
+            }
+        }
+        match deps.storage.call_interaction(&call.call_id).await? {
+            Some(existing) => {
+                deps.storage
+                    .finish_call_interaction(
+                        existing.id,
+                        call.answered_at_ms,
+                        call.ended_at_ms,
+                        call.outcome.as_str(),
+                        agent_id,
+                    )
+                    .await?;
+            }
+            None => {
+                deps.storage
+                    .add_interaction(&NewInteraction {
+                        customer_id,
+                        call_id: Some(call.call_id.clone()),
+                        kind: "call".into(),
+                        direction: Some(call.direction.as_str().into()),
+                        number_raw: remote.map(|p| p.raw.clone()),
+                        number_e164: remote.and_then(|p| p.e164.clone()),
+                        agent_id,
+                        started_at: call.started_at_ms,
+                        answered_at: call.answered_at_ms,
+                        ended_at: Some(call.ended_at_ms),
+                        outcome: Some(call.outcome.as_str().into()),
+                        ..Default::default()
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The same failure for each event of a batch that could not be journaled.
+fn same_error(error: &StorageError) -> StorageError {
+    match error {
+        StorageError::Unavailable(message) => StorageError::Unavailable(message.clone()),
+        StorageError::NotFound => StorageError::NotFound,
+        StorageError::Conflict(message) => StorageError::Conflict(message.clone()),
+        StorageError::Other(message) => StorageError::Other(message.clone()),
+    }
+}

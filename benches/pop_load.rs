@@ -526,11 +526,11 @@ async fn load_generator(plan_path: String) {
     let rejected = Arc::new(AtomicUsize::new(0));
     let start = tokio::time::Instant::now() + Duration::from_millis(100);
     let mut in_flight = tokio::task::JoinSet::new();
-    for k in 0..calls {
+    for (k, caller) in callers.iter().enumerate().take(calls) {
         let at = start + Duration::from_nanos(k as u64 * 1_000_000_000 / calls_per_sec as u64);
         tokio::time::sleep_until(at).await;
         let ring = json!({
-            "event": "ringing", "call_id": format!("load-{k}"), "from": callers[k],
+            "event": "ringing", "call_id": format!("load-{k}"), "from": caller,
             "to": "010-6000 0000", "direction": "inbound",
             "agent": plan.consoles[shared.target[k] as usize].1,
         })

@@ -224,7 +224,10 @@ impl Application {
             let state = state.clone();
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                // Loaded at build already: the first reload is a minute from now.
+                let period = Duration::from_secs(60);
+                let mut tick =
+                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,

@@ -5,7 +5,9 @@
 //! owns the [`CallModel`]. The journal is written by a task of its own, many events per
 //! transaction: it takes whatever queued up while the last transaction ran (one event when calls
 //! are few, hundreds at a thousand calls a second), and the same transaction marks the events the
-//! model has processed since, so the database sees one commit per batch instead of two per event;
+//! model has processed since and writes the audit records of the pops sent since (a pop that
+//! showed a customer's card is audited within `MARK_INTERVAL`, never delayed by its own write), so
+//! the database sees one commit per batch instead of two per event and one per pop;
 //! `submit` returns once its event is in a committed batch. The model task applies events in
 //! arrival order and turns effects into work: pops are matched and built on tasks of their own
 //! (database lookups must not hold up other calls' events), updates go straight to the hub (which
@@ -32,6 +34,7 @@ use crate::directory::Directory;
 use crate::hub::Hub;
 use crate::matching::{self, MatchResult};
 use crate::settings::Settings;
+use crate::storage::events::PopViewed;
 use crate::storage::interactions::NewInteraction;
 use crate::storage::{Storage, StorageError, now_ms};
 use crate::telemetry::Pii;
@@ -80,6 +83,8 @@ pub struct Calls {
     journal: mpsc::Sender<Pending>,
     /// Journal ids the model has processed, for the journal writer's next transaction.
     processed: Arc<Mutex<Vec<i64>>>,
+    /// Pops that showed a customer, for the audit trail in the journal writer's next transaction.
+    viewed: Arc<Mutex<Vec<PopViewed>>>,
     deps: CallDeps,
     matches: Arc<Mutex<HashMap<String, MatchCell>>>,
 }
@@ -132,6 +137,7 @@ impl Calls {
             tx,
             journal,
             processed: Arc::new(Mutex::new(Vec::new())),
+            viewed: Arc::new(Mutex::new(Vec::new())),
             deps: deps.clone(),
             matches: Arc::new(Mutex::new(HashMap::new())),
         };
@@ -190,14 +196,20 @@ impl Calls {
                 _ = marks.tick() => {}
             }
             let processed = self.take_processed();
-            if batch.is_empty() && processed.is_empty() {
+            let viewed = take(&self.viewed);
+            if batch.is_empty() && processed.is_empty() && viewed.is_empty() {
                 continue;
             }
             let rows: Vec<(&str, &str)> = batch
                 .iter()
                 .map(|pending| (pending.event.source.as_str(), pending.body.as_str()))
                 .collect();
-            match self.deps.storage.journal_batch(&rows, &processed).await {
+            match self
+                .deps
+                .storage
+                .journal_batch(&rows, &processed, &viewed)
+                .await
+            {
                 Ok(ids) => {
                     for (pending, id) in batch.drain(..).zip(ids) {
                         self.deps.metrics.call_event(pending.event.source);
@@ -218,23 +230,33 @@ impl Calls {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .extend(processed);
+                    self.viewed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(viewed);
                     for pending in batch.drain(..) {
                         let _ = pending.ack.send(Err(same_error(&error)));
                     }
                 }
             }
         }
-        // A clean stop leaves nothing processed to replay.
+        // A clean stop leaves nothing processed to replay and no pop unaudited.
         let processed = self.take_processed();
-        if !processed.is_empty() {
-            if let Err(error) = self.deps.storage.journal_batch(&[], &processed).await {
+        let viewed = take(&self.viewed);
+        if !processed.is_empty() || !viewed.is_empty() {
+            if let Err(error) = self
+                .deps
+                .storage
+                .journal_batch(&[], &processed, &viewed)
+                .await
+            {
                 tracing::warn!(%error, "could not mark call events processed at stop");
             }
         }
     }
 
     fn take_processed(&self) -> Vec<i64> {
-        std::mem::take(&mut *self.processed.lock().unwrap_or_else(|p| p.into_inner()))
+        take(&self.processed)
     }
 
     pub async fn live(&self) -> Vec<LiveCall> {
@@ -448,20 +470,17 @@ impl Calls {
                         ),
                     };
                     hub.pop(call_id, audience, body, received).await;
-                    // Audited after sending: the pop must not wait for the audit write.
+                    // Audited after sending, with the journal's next transaction: the pop must
+                    // not wait for a write of its own.
                     if let Some(best) = matched.best() {
-                        let actor = crate::storage::privacy::Actor {
-                            source: Some("call".into()),
-                            ..Default::default()
-                        };
-                        if let Err(e) = this
-                            .deps
-                            .storage
-                            .audit(&actor, "pop", Some(best.customer.id), Some(&detail))
-                            .await
-                        {
-                            tracing::warn!(error = %e, "pop not audited");
-                        }
+                        this.viewed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(PopViewed {
+                                at: now_ms(),
+                                customer_id: best.customer.id,
+                                detail,
+                            });
                     }
                 });
             }
@@ -564,6 +583,10 @@ impl Calls {
         }
         Ok(())
     }
+}
+
+fn take<T>(shared: &Mutex<Vec<T>>) -> Vec<T> {
+    std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// The same failure for each event of a batch that could not be journaled.

@@ -149,7 +149,7 @@ where
 
 /// Whether any string (or key) in `value` holds a NUL character. PostgreSQL's text cannot store
 /// one (SQLite can), so text with NUL is refused at the door on every database alike.
-fn holds_nul(value: &serde_json::Value) -> bool {
+pub(crate) fn holds_nul(value: &serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
         Value::String(s) => s.contains('\0'),

@@ -18,6 +18,18 @@ pub struct JournaledEvent {
 const JOURNAL_ROWS_PER_STATEMENT: usize = 64;
 /// The most ids per `IN (...)` list when marking events processed.
 const JOURNAL_IDS_PER_STATEMENT: usize = 128;
+/// The most audit rows per multi-row INSERT (three parameters each).
+const AUDIT_ROWS_PER_STATEMENT: usize = 64;
+
+/// A screen pop that showed a customer's card, for the audit trail (`action = 'pop'`,
+/// `source = 'call'`).
+#[derive(Debug, Clone)]
+pub struct PopViewed {
+    pub at: i64,
+    pub customer_id: i64,
+    /// Whom it went to, e.g. `pop to agents [3]`.
+    pub detail: String,
+}
 
 /// Statement sizes adding up to `count`: `max` as often as it fits, then powers of two. Batches
 /// come in every size, but their statements in at most a dozen, so the few prepared statements
@@ -50,14 +62,15 @@ impl Storage {
         Ok(row.try_get("id")?)
     }
 
-    /// Journals `events` (source, body) and marks the events `processed` were processed, in one
-    /// write transaction; returns the new events' ids in the order given. Under load the call
-    /// service hands in hundreds at once, so the journal costs one commit per batch rather than
-    /// two per event.
+    /// Journals `events` (source, body), marks the events `processed` were processed and records
+    /// the pops `viewed` in the audit trail, in one write transaction; returns the new events' ids
+    /// in the order given. Under load the call service hands in hundreds at once, so the journal
+    /// costs one commit per batch rather than two per event and one per pop.
     pub async fn journal_batch(
         &self,
         events: &[(&str, &str)],
         processed: &[i64],
+        viewed: &[PopViewed],
     ) -> Result<Vec<i64>> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
@@ -106,6 +119,30 @@ impl Storage {
             let mut query = sqlx::query(&sql).bind(now);
             for id in chunk {
                 query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let mut rest = viewed;
+        for size in statement_sizes(viewed.len(), AUDIT_ROWS_PER_STATEMENT) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let values: Vec<String> = (0..size)
+                .map(|i| {
+                    format!(
+                        "(${}, 'pop', ${}, ${}, 'call')",
+                        3 * i + 1,
+                        3 * i + 2,
+                        3 * i + 3
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO audit_log (at, action, customer_id, detail, source) VALUES {}",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for pop in chunk {
+                query = query.bind(pop.at).bind(pop.customer_id).bind(&pop.detail);
             }
             query.execute(&mut *tx).await?;
         }

@@ -36,7 +36,10 @@ async fn a_journal_batch_gives_each_event_its_own_id_and_marks_the_processed_one
         .enumerate()
         .map(|(i, body)| (if i % 2 == 0 { "sip" } else { "webhook" }, body.as_str()))
         .collect();
-    let ids = storage.journal_batch(&rows, &[]).await.expect("journal");
+    let ids = storage
+        .journal_batch(&rows, &[], &[])
+        .await
+        .expect("journal");
     assert_eq!(ids.len(), rows.len());
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids ascend");
 
@@ -57,7 +60,7 @@ async fn a_journal_batch_gives_each_event_its_own_id_and_marks_the_processed_one
 
     // The next batch marks the first 700 processed while it journals one more.
     let more = storage
-        .journal_batch(&[("ami", "{\"n\":\"late\"}")], &ids[..700])
+        .journal_batch(&[("ami", "{\"n\":\"late\"}")], &ids[..700], &[])
         .await
         .expect("journal and mark");
     let left: Vec<i64> = storage
@@ -71,7 +74,10 @@ async fn a_journal_batch_gives_each_event_its_own_id_and_marks_the_processed_one
     assert_eq!(left, expected);
 
     // Marks alone are a batch too.
-    storage.journal_batch(&[], &expected).await.expect("mark");
+    storage
+        .journal_batch(&[], &expected, &[])
+        .await
+        .expect("mark");
     assert!(storage.unprocessed_events(10).await.unwrap().is_empty());
     storage.close().await;
 }

@@ -40,6 +40,33 @@ async fn ringing_pops_the_right_card_only_to_the_ringing_agent() {
         "{hint_codes:?}"
     );
     bob_console.expect_silence(300).await;
+
+    // The pop is in the audit trail: whose card was shown, to whom, by a call.
+    let url = format!("/api/v1/audit?customer_id={}", c["id"]);
+    let mut entries = Value::Null;
+    for _ in 0..100 {
+        entries = app.get(&url, &app.admin_token).await.json().await.unwrap();
+        if entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "pop")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pop_entry = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "pop")
+        .unwrap_or_else(|| panic!("no pop in the audit trail: {entries}"));
+    assert_eq!(pop_entry["source"], "call");
+    assert!(
+        pop_entry["detail"].as_str().unwrap().contains("agents"),
+        "{pop_entry}"
+    );
     app.stop().await;
 }
 
@@ -373,6 +400,15 @@ async fn garbage_from_a_console_gets_an_error_and_the_socket_stays_open() {
     assert_eq!(a.next_of("error").await["code"], "invalid_message");
     a.send(json!({"type": "teleport"})).await;
     assert_eq!(a.next_of("error").await["code"], "invalid_message");
+    // A NUL in a note is refused as at the REST door, on SQLite as on PostgreSQL.
+    a.send(json!({"type": "disposition", "call_id": "g0", "code": "resolved", "note": "a\u{0}b"}))
+        .await;
+    let refused = a.next_of("error").await;
+    assert_eq!(refused["code"], "invalid_message");
+    assert!(
+        refused["message"].as_str().unwrap().contains("NUL"),
+        "{refused}"
+    );
     app.call_event(
         json!({"event": "ringing", "call_id": "g1", "from": "13800000002", "agent": "1001"}),
     )

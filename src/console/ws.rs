@@ -273,14 +273,15 @@ fn is_too_large(error: axum::Error) -> bool {
 
 /// Handles one message from an agent; returns the direct reply, if any.
 async fn handle(state: &AppState, agent: &Agent, text: &str) -> Option<Value> {
+    let not_understood = |e: serde_json::Error| {
+        Some(messages::error(
+            "invalid_message",
+            &format!("not a message this server understands: {e}"),
+        ))
+    };
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => {
-            return Some(messages::error(
-                "invalid_message",
-                &format!("not a message this server understands: {e}"),
-            ));
-        }
+        Err(e) => return not_understood(e),
     };
     // As at the REST door: text PostgreSQL could not store is refused on every database alike.
     if crate::api::holds_nul(&value) {
@@ -291,12 +292,7 @@ async fn handle(state: &AppState, agent: &Agent, text: &str) -> Option<Value> {
     }
     let message: AgentMessage = match serde_json::from_value(value) {
         Ok(m) => m,
-        Err(e) => {
-            return Some(messages::error(
-                "invalid_message",
-                &format!("not a message this server understands: {e}"),
-            ));
-        }
+        Err(e) => return not_understood(e),
     };
     match message {
         AgentMessage::Ack { seq } => {

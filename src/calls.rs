@@ -34,8 +34,8 @@ use crate::directory::Directory;
 use crate::hub::Hub;
 use crate::matching::{self, MatchResult};
 use crate::settings::Settings;
-use crate::storage::events::PopViewed;
 use crate::storage::interactions::NewInteraction;
+use crate::storage::privacy::PopViewed;
 use crate::storage::{Storage, StorageError, now_ms};
 use crate::telemetry::Pii;
 
@@ -195,7 +195,7 @@ impl Calls {
                 received = queue.recv_many(&mut batch, JOURNAL_BATCH) => if received == 0 { break },
                 _ = marks.tick() => {}
             }
-            let processed = self.take_processed();
+            let processed = take(&self.processed);
             let viewed = take(&self.viewed);
             if batch.is_empty() && processed.is_empty() && viewed.is_empty() {
                 continue;
@@ -226,14 +226,8 @@ impl Calls {
                 }
                 Err(error) => {
                     tracing::warn!(events = batch.len(), %error, "call events not journaled");
-                    self.processed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .extend(processed);
-                    self.viewed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .extend(viewed);
+                    give_back(&self.processed, processed);
+                    give_back(&self.viewed, viewed);
                     for pending in batch.drain(..) {
                         let _ = pending.ack.send(Err(same_error(&error)));
                     }
@@ -241,7 +235,7 @@ impl Calls {
             }
         }
         // A clean stop leaves nothing processed to replay and no pop unaudited.
-        let processed = self.take_processed();
+        let processed = take(&self.processed);
         let viewed = take(&self.viewed);
         if !processed.is_empty() || !viewed.is_empty() {
             if let Err(error) = self
@@ -250,13 +244,9 @@ impl Calls {
                 .journal_batch(&[], &processed, &viewed)
                 .await
             {
-                tracing::warn!(%error, "could not mark call events processed at stop");
+                tracing::warn!(%error, "could not mark call events processed or audit pops at stop");
             }
         }
-    }
-
-    fn take_processed(&self) -> Vec<i64> {
-        take(&self.processed)
     }
 
     pub async fn live(&self) -> Vec<LiveCall> {
@@ -585,8 +575,17 @@ impl Calls {
     }
 }
 
+/// What the journal writer's next transaction is to carry, taken for this one.
 fn take<T>(shared: &Mutex<Vec<T>>) -> Vec<T> {
     std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// What a failed transaction did not write, back for the next one.
+fn give_back<T>(shared: &Mutex<Vec<T>>, items: Vec<T>) {
+    shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(items);
 }
 
 /// The same failure for each event of a batch that could not be journaled.

@@ -159,8 +159,11 @@ pub(crate) fn holds_nul(value: &serde_json::Value) -> bool {
     }
 }
 
+/// Why text with NUL is refused, wherever it came in.
+pub(crate) const NUL_REFUSED: &str = "text must not contain NUL characters";
+
 fn nul_refused() -> ApiError {
-    ApiError::unprocessable("invalid_field", "text must not contain NUL characters")
+    ApiError::unprocessable("invalid_field", NUL_REFUSED)
 }
 
 pub(crate) fn json_rejection(rejection: JsonRejection) -> ApiError {

@@ -285,10 +285,7 @@ async fn handle(state: &AppState, agent: &Agent, text: &str) -> Option<Value> {
     };
     // As at the REST door: text PostgreSQL could not store is refused on every database alike.
     if crate::api::holds_nul(&value) {
-        return Some(messages::error(
-            "invalid_message",
-            "text must not contain NUL characters",
-        ));
+        return Some(messages::error("invalid_message", crate::api::NUL_REFUSED));
     }
     let message: AgentMessage = match serde_json::from_value(value) {
         Ok(m) => m,

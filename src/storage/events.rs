@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::privacy::PopViewed;
 use super::{Result, Storage, now_ms};
 
 #[derive(Debug, Clone)]
@@ -18,24 +19,11 @@ pub struct JournaledEvent {
 const JOURNAL_ROWS_PER_STATEMENT: usize = 64;
 /// The most ids per `IN (...)` list when marking events processed.
 const JOURNAL_IDS_PER_STATEMENT: usize = 128;
-/// The most audit rows per multi-row INSERT (three parameters each).
-const AUDIT_ROWS_PER_STATEMENT: usize = 64;
-
-/// A screen pop that showed a customer's card, for the audit trail (`action = 'pop'`,
-/// `source = 'call'`).
-#[derive(Debug, Clone)]
-pub struct PopViewed {
-    pub at: i64,
-    pub customer_id: i64,
-    /// Whom it went to, e.g. `pop to agents [3]`.
-    pub detail: String,
-}
-
 /// Statement sizes adding up to `count`: `max` as often as it fits, then powers of two. Batches
 /// come in every size, but their statements in at most a dozen, so the few prepared statements
 /// stay in the connection's statement cache (a new statement per size would be parsed every
 /// time and push the pop's queries out of the cache).
-fn statement_sizes(count: usize, max: usize) -> Vec<usize> {
+pub(super) fn statement_sizes(count: usize, max: usize) -> Vec<usize> {
     let mut sizes = vec![max; count / max];
     let mut left = count % max;
     let mut size = max;
@@ -122,30 +110,7 @@ impl Storage {
             }
             query.execute(&mut *tx).await?;
         }
-        let mut rest = viewed;
-        for size in statement_sizes(viewed.len(), AUDIT_ROWS_PER_STATEMENT) {
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let values: Vec<String> = (0..size)
-                .map(|i| {
-                    format!(
-                        "(${}, 'pop', ${}, ${}, 'call')",
-                        3 * i + 1,
-                        3 * i + 2,
-                        3 * i + 3
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO audit_log (at, action, customer_id, detail, source) VALUES {}",
-                values.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for pop in chunk {
-                query = query.bind(pop.at).bind(pop.customer_id).bind(&pop.detail);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        super::privacy::audit_pops(&mut tx, viewed).await?;
         tx.commit().await?;
         Ok(ids)
     }

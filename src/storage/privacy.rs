@@ -4,7 +4,54 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use super::events::statement_sizes;
 use super::{Result, Storage, StorageError, now_ms};
+
+/// The most pop audit rows per multi-row INSERT (three parameters each).
+const AUDIT_ROWS_PER_STATEMENT: usize = 64;
+
+/// A screen pop that showed a customer's card, for the audit trail (`action = 'pop'`,
+/// `source = 'call'`).
+#[derive(Debug, Clone)]
+pub struct PopViewed {
+    pub at: i64,
+    pub customer_id: i64,
+    /// Whom it went to, e.g. `pop to agents [3]`.
+    pub detail: String,
+}
+
+/// Records pops in the audit trail within the caller's transaction (the call journal's), many
+/// rows to a statement.
+pub(super) async fn audit_pops(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    viewed: &[PopViewed],
+) -> Result<()> {
+    let mut rest = viewed;
+    for size in statement_sizes(viewed.len(), AUDIT_ROWS_PER_STATEMENT) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let values: Vec<String> = (0..size)
+            .map(|i| {
+                format!(
+                    "(${}, 'pop', ${}, ${}, 'call')",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_log (at, action, customer_id, detail, source) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for pop in chunk {
+            query = query.bind(pop.at).bind(pop.customer_id).bind(&pop.detail);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AuditEntry {

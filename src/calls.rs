@@ -1,14 +1,16 @@
 //! The call service: drives the pure call model from every ingress and carries out its effects.
 //!
-//! Ingresses `submit` call events; each is written to the event journal first (so an event that
-//! was acknowledged survives a crash) and then handed, over a bounded channel, to the one task that
-//! owns the [`CallModel`]. The journal is written by a task of its own, many events per
-//! transaction: it takes whatever queued up while the last transaction ran (one event when calls
-//! are few, hundreds at a thousand calls a second), and the same transaction marks the events the
-//! model has processed since and writes the audit records of the pops sent since (a pop that
-//! showed a customer's card is audited within `MARK_INTERVAL`, never delayed by its own write), so
-//! the database sees one commit per batch instead of two per event and one per pop;
-//! `submit` returns once its event is in a committed batch. The model task applies events in
+//! Ingresses `submit` call events to the journal writer, a task of its own that writes many events
+//! per transaction: it takes whatever queued up while the last transaction ran (one event when
+//! calls are few, hundreds at a thousand calls a second), hands them, over a bounded channel and
+//! in that order, to the one task that owns the [`CallModel`], and writes them to the event journal
+//! while the model works (a pop does not wait for the commit). The same transaction marks the
+//! events journaled before as processed and writes the audit records of the pops sent since (a
+//! pop that showed a customer's card is audited within `MARK_INTERVAL`, never delayed by its own
+//! write), so the database sees one commit per batch instead of two per event and one per pop.
+//! `submit` returns once its event is in a committed batch: an acknowledged event survives a
+//! crash; one whose write failed is refused, and when its sender repeats it the model takes it as
+//! the duplicate it is. The model task applies events in
 //! arrival order and turns effects into work: pops are matched and built on tasks of their own
 //! (database lookups must not hold up other calls' events), updates go straight to the hub (which
 //! settles the race between a slow pop and a fast update), ended calls are recorded as
@@ -28,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::call::{
     ActiveCounts, Audience, CallEvent, CallModel, CallModelConfig, CallRecord, Direction, Effect,
-    LiveCall,
+    LiveCall, Source,
 };
 use crate::directory::Directory;
 use crate::hub::Hub;
@@ -52,7 +54,6 @@ pub struct CallDeps {
 enum Command {
     Event {
         event: CallEvent,
-        journal_id: Option<i64>,
         received: std::time::Instant,
     },
     Snapshot(oneshot::Sender<Vec<LiveCall>>),
@@ -182,9 +183,9 @@ impl Calls {
         Ok(Journaled(journaled))
     }
 
-    /// The journal writer: each transaction takes every event queued meanwhile (at most
-    /// [`JOURNAL_BATCH`]) and marks the events processed since the last one; then the events go
-    /// to the model in order and their submitters get their ids.
+    /// The journal writer: takes every event queued meanwhile (at most [`JOURNAL_BATCH`]), hands
+    /// them to the model in order, and writes them in one transaction that also marks the events
+    /// of the last one processed; then their submitters get their ids.
     async fn write_journal(self, mut queue: mpsc::Receiver<Pending>, shutdown: CancellationToken) {
         let mut batch: Vec<Pending> = Vec::with_capacity(JOURNAL_BATCH);
         let mut marks = tokio::time::interval(MARK_INTERVAL);
@@ -200,36 +201,49 @@ impl Calls {
             if batch.is_empty() && processed.is_empty() && viewed.is_empty() {
                 continue;
             }
-            let rows: Vec<(&str, &str)> = batch
+            // The model takes the events now, while they are written: a pop need not wait for
+            // the commit. Only the submitter's acknowledgement does; an event whose write fails is
+            // refused to its sender, who sends it again, and the model takes a repeated event as
+            // it takes any duplicate. The ids are marked processed in the next transaction.
+            let mut rows: Vec<(Source, String)> = Vec::with_capacity(batch.len());
+            let mut acks = Vec::with_capacity(batch.len());
+            let mut stopped = false;
+            for pending in batch.drain(..) {
+                let source = pending.event.source;
+                let command = Command::Event {
+                    event: pending.event,
+                    received: pending.received,
+                };
+                // A stopped model takes nothing: its submitters see the service stop.
+                stopped = stopped || self.tx.send(command).await.is_err();
+                if !stopped {
+                    rows.push((source, pending.body));
+                    acks.push(pending.ack);
+                }
+            }
+            let row_refs: Vec<(&str, &str)> = rows
                 .iter()
-                .map(|pending| (pending.event.source.as_str(), pending.body.as_str()))
+                .map(|(source, body)| (source.as_str(), body.as_str()))
                 .collect();
             match self
                 .deps
                 .storage
-                .journal_batch(&rows, &processed, &viewed)
+                .journal_batch(&row_refs, &processed, &viewed)
                 .await
             {
                 Ok(ids) => {
-                    for (pending, id) in batch.drain(..).zip(ids) {
-                        self.deps.metrics.call_event(pending.event.source);
-                        let command = Command::Event {
-                            event: pending.event,
-                            journal_id: Some(id),
-                            received: pending.received,
-                        };
-                        // A stopped model answers nothing: the submitter sees the service stop.
-                        if self.tx.send(command).await.is_ok() {
-                            let _ = pending.ack.send(Ok(id));
-                        }
+                    for (((source, _), ack), id) in rows.iter().zip(acks).zip(ids) {
+                        self.deps.metrics.call_event(*source);
+                        self.mark_processed(id);
+                        let _ = ack.send(Ok(id));
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(events = batch.len(), %error, "call events not journaled");
+                    tracing::warn!(events = acks.len(), %error, "call events not journaled");
                     give_back(&self.processed, processed);
                     give_back(&self.viewed, viewed);
-                    for pending in batch.drain(..) {
-                        let _ = pending.ack.send(Err(same_error(&error)));
+                    for ack in acks {
+                        let _ = ack.send(Err(same_error(&error)));
                     }
                 }
             }
@@ -327,11 +341,8 @@ impl Calls {
                     }
                 }
                 command = rx.recv() => match command {
-                    Some(Command::Event { event, journal_id, received }) => {
+                    Some(Command::Event { event, received }) => {
                         self.apply(&mut model, &event, true, Some(received));
-                        if let Some(id) = journal_id {
-                            self.mark_processed(id);
-                        }
                     }
                     Some(Command::Snapshot(reply)) => { let _ = reply.send(model.calls()); }
                     Some(Command::Counts(reply)) => { let _ = reply.send(model.active()); }
@@ -360,7 +371,8 @@ impl Calls {
         }
     }
 
-    /// Marked in the journal writer's next transaction.
+    /// Marked in the journal writer's next transaction. Events arriving live are marked once
+    /// journaled (the model has had them since before their write), replayed ones once applied.
     fn mark_processed(&self, id: i64) {
         self.processed
             .lock()
@@ -518,28 +530,6 @@ impl Calls {
             Direction::Outbound => call.dialed.as_ref(),
         };
         let agent_id = call.answered_by.map(|a| a.0);
-        if call.direction == Direction::Inbound {
-            if let Some(cid) = customer_id {
-                if call.outcome.wants_callback() {
-                    if let Some(e164) = remote.and_then(|p| p.e164.as_deref()) {
-                        crate::outbound::generators::missed_call(
-                            &deps.storage,
-                            &deps.settings,
-                            &deps.directory,
-                            cid,
-                            e164,
-                            call.started_at_ms,
-                        )
-                        .await?;
-                    }
-                } else if matches!(
-                    call.outcome,
-                    crate::call::Outcome::Answered | crate::call::Outcome::AnsweredElsewhere
-                ) {
-                    crate::outbound::generators::customer_got_through(&deps.storage, cid).await?;
-                }
-            }
-        }
         match deps.storage.call_interaction(&call.call_id).await? {
             Some(existing) => {
                 deps.storage
@@ -569,6 +559,29 @@ impl Calls {
                         ..Default::default()
                     })
                     .await?;
+            }
+        }
+        // The interaction first: whoever sees the callback task finds the call it is for.
+        if call.direction == Direction::Inbound {
+            if let Some(cid) = customer_id {
+                if call.outcome.wants_callback() {
+                    if let Some(e164) = remote.and_then(|p| p.e164.as_deref()) {
+                        crate::outbound::generators::missed_call(
+                            &deps.storage,
+                            &deps.settings,
+                            &deps.directory,
+                            cid,
+                            e164,
+                            call.started_at_ms,
+                        )
+                        .await?;
+                    }
+                } else if matches!(
+                    call.outcome,
+                    crate::call::Outcome::Answered | crate::call::Outcome::AnsweredElsewhere
+                ) {
+                    crate::outbound::generators::customer_got_through(&deps.storage, cid).await?;
+                }
             }
         }
         Ok(())

@@ -33,8 +33,9 @@ pub const PROTOCOL: &str = "ringside.v1";
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// The socket's read buffer. tungstenite allocates it up front and fills it with zeros on the
 /// first read, so its default of 128 KiB was 128 KiB of resident memory per idle console; what
-/// agents send is small, and a larger message grows the buffer for as long as it needs.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// agents send (acks, statuses, dispositions) is small, and a larger message grows the buffer
+/// for as long as it needs.
+const READ_BUFFER_BYTES: usize = 1024;
 const PING_EVERY: Duration = Duration::from_secs(30);
 const SILENCE_LIMIT: Duration = Duration::from_secs(90);
 
@@ -171,10 +172,14 @@ async fn serve(socket: WebSocket, state: AppState, agent: Agent) {
     let Some(mut conn) = state.hub.connect(agent.id).await else {
         return;
     };
-    if let Err(e) = state
-        .storage
-        .set_agent_status(agent.id, AgentStatus::Ready.as_str())
-        .await
+    // Futures awaited once, or per message, are boxed: inline they would size every idle
+    // connection's task for their largest state.
+    if let Err(e) = Box::pin(
+        state
+            .storage
+            .set_agent_status(agent.id, AgentStatus::Ready.as_str()),
+    )
+    .await
     {
         tracing::warn!(error = %e, "could not store agent status");
     }
@@ -238,7 +243,7 @@ async fn serve(socket: WebSocket, state: AppState, agent: Agent) {
                 }
                 match message {
                     Message::Text(text) => {
-                        if let Some(reply) = handle(&state, &agent, text.as_str()).await {
+                        if let Some(reply) = Box::pin(handle(&state, &agent, text.as_str())).await {
                             if sink.send(Message::Text(reply.to_string().into())).await.is_err() { break; }
                         }
                     }

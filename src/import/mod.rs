@@ -114,7 +114,25 @@ fn draft_of(row: CustomerRow) -> CustomerDraft {
 }
 
 /// Imports customers from CSV. `progress` is told how many rows have been read so far.
+///
+/// An import into an empty base builds some indexes only at its end (see
+/// `storage::import`); one that fails on the way puts them back before returning its error.
 pub async fn import_customers<R: Read>(
+    storage: &Storage,
+    reader: R,
+    options: &ImportOptions,
+    progress: impl FnMut(u64),
+) -> Result<ImportSummary, ImportError> {
+    let result = import_rows(storage, reader, options, progress).await;
+    if result.is_err() && !options.dry_run {
+        if let Err(e) = storage.restore_deferred_indexes().await {
+            tracing::warn!(error = %e, "could not rebuild the indexes the failed import deferred");
+        }
+    }
+    result
+}
+
+async fn import_rows<R: Read>(
     storage: &Storage,
     reader: R,
     options: &ImportOptions,

@@ -4,9 +4,8 @@
 
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
-use super::{Result, Storage, StorageError, flag, now_ms};
+use super::{Arg, Cols, First, FromCols, Result, Storage, StorageError, flag, now_ms};
 use crate::auth::Role;
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -20,19 +19,25 @@ pub struct Agent {
     pub created_at: i64,
 }
 
-fn agent_from_row(row: &AnyRow) -> Result<Agent> {
-    let role: String = row.try_get("role")?;
+fn agent_from_row<R: Cols>(row: &R) -> std::result::Result<Agent, sqlx::Error> {
+    let role: String = row.col("role")?;
     Ok(Agent {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
+        id: row.col("id")?,
+        name: row.col("name")?,
         role: role
             .parse()
-            .map_err(|_| StorageError::Other(format!("unknown role `{role}` in agents")))?,
-        status: row.try_get("status")?,
+            .map_err(|_| sqlx::Error::Decode(format!("unknown role `{role}` in agents").into()))?,
+        status: row.col("status")?,
         extensions: Vec::new(),
         disabled: flag(row, "disabled")?,
-        created_at: row.try_get("created_at")?,
+        created_at: row.col("created_at")?,
     })
+}
+
+impl FromCols for Agent {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        agent_from_row(row)
+    }
 }
 
 impl Storage {
@@ -124,23 +129,19 @@ impl Storage {
     }
 
     async fn extensions_of(&self, id: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT extension FROM agent_extensions WHERE agent_id = $1 ORDER BY extension",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get("extension"))
-            .collect::<std::result::Result<_, _>>()?)
+        let extensions: Vec<First<String>> = self
+            .select(
+                "SELECT extension FROM agent_extensions WHERE agent_id = $1 ORDER BY extension",
+                &[Arg::Int(id)],
+            )
+            .await?;
+        Ok(extensions.into_iter().map(|e| e.0).collect())
     }
 
     pub async fn list_agents(&self) -> Result<Vec<Agent>> {
-        let rows = sqlx::query("SELECT * FROM agents ORDER BY name")
-            .fetch_all(&self.pool)
+        let mut agents: Vec<Agent> = self
+            .select("SELECT * FROM agents ORDER BY name", &[])
             .await?;
-        let mut agents: Vec<Agent> = rows.iter().map(agent_from_row).collect::<Result<_>>()?;
         let exts =
             sqlx::query("SELECT extension, agent_id FROM agent_extensions ORDER BY extension")
                 .fetch_all(&self.pool)
@@ -156,18 +157,16 @@ impl Storage {
 
     /// The agent behind a token hash, if the token is neither expired nor revoked and the agent is enabled.
     pub async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<Agent>> {
-        let row = sqlx::query(
-            "SELECT a.* FROM tokens t JOIN agents a ON a.id = t.agent_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) \
-             AND a.disabled = 0",
-        )
-        .bind(token_hash)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(row) => {
-                let mut agent = agent_from_row(&row)?;
+        let found: Vec<Agent> = self
+            .select(
+                "SELECT a.* FROM tokens t JOIN agents a ON a.id = t.agent_id \
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) \
+                 AND a.disabled = 0",
+                &[Arg::Text(token_hash), Arg::Int(now_ms())],
+            )
+            .await?;
+        match found.into_iter().next() {
+            Some(mut agent) => {
                 agent.extensions = self.extensions_of(agent.id).await?;
                 Ok(Some(agent))
             }

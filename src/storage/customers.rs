@@ -8,11 +8,10 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::{
-    Result, Storage, StorageError, bulk_placeholders, flag, id_params, is_sqlite, now_ms,
-    placeholders,
+    Arg, Cols, FromCols, Result, Storage, StorageError, bulk_placeholders, flag, id_params,
+    int_args, is_sqlite, now_ms, placeholders,
 };
 use crate::phone::Normalized;
 
@@ -144,61 +143,159 @@ pub struct PhoneHit {
     pub how: NumberMatch,
 }
 
+/// A phone row as [`Storage::find_phone_hits`] reads it.
+struct HitRow {
+    phone_id: i64,
+    customer_id: i64,
+    primary: bool,
+}
+
+impl FromCols for HitRow {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        Ok(HitRow {
+            phone_id: row.col("id")?,
+            customer_id: row.col("customer_id")?,
+            primary: flag(row, "is_primary")?,
+        })
+    }
+}
+
+struct TagRow {
+    customer_id: i64,
+    tag: String,
+}
+
+impl FromCols for TagRow {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        Ok(TagRow {
+            customer_id: row.col("customer_id")?,
+            tag: row.col("tag")?,
+        })
+    }
+}
+
+impl FromCols for Customer {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        customer_from_row(row)
+    }
+}
+
+impl FromCols for (i64, Phone) {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        phone_from_row(row)
+    }
+}
+
+impl FromCols for Asset {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        asset_from_row(row)
+    }
+}
+
+/// One lookup of [`Storage::find_phone_hits`]: the first that finds rows answers, and the
+/// trailing-digits one answers even empty.
+struct PhoneHitStep {
+    how: NumberMatch,
+    sql: &'static str,
+    args: Vec<String>,
+}
+
+/// The lookups for a number, in the order they are tried: E.164, national number (six digits
+/// or more), trailing digits (a range on the reversed national number, so one index serves).
+fn phone_hit_steps(number: &Normalized, trailing_digits: usize) -> Vec<PhoneHitStep> {
+    let mut steps = Vec::with_capacity(3);
+    if let Some(e164) = &number.e164 {
+        steps.push(PhoneHitStep {
+            how: NumberMatch::Exact,
+            sql: "SELECT id, customer_id, is_primary FROM customer_phones WHERE e164 = $1 LIMIT 50",
+            args: vec![e164.clone()],
+        });
+    }
+    if let Some(national) = number.national.as_deref().filter(|n| n.len() >= 6) {
+        steps.push(PhoneHitStep {
+            how: NumberMatch::National,
+            sql: "SELECT id, customer_id, is_primary FROM customer_phones WHERE national = $1 LIMIT 50",
+            args: vec![national.to_string()],
+        });
+    }
+    if trailing_digits > 0 {
+        let digits: String = number
+            .national
+            .as_deref()
+            .or(number.e164.as_deref())
+            .unwrap_or(&number.raw)
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .collect();
+        if digits.len() >= trailing_digits {
+            let tail = reverse_digits(&digits[digits.len() - trailing_digits..]);
+            let upper = format!("{tail}:"); // ':' sorts right after '9'
+            steps.push(PhoneHitStep {
+                how: NumberMatch::TrailingDigits,
+                sql: "SELECT id, customer_id, is_primary FROM customer_phones \
+                      WHERE rev_national >= $1 AND rev_national < $2 LIMIT 50",
+                args: vec![tail, upper],
+            });
+        }
+    }
+    steps
+}
+
 const CUSTOMER_COLUMNS: &str = "id, external_id, name, tier, key_account, account_manager, birthday, timezone, \
      language, consent_calls, notes, email, provisional, created_at, updated_at";
 
-fn customer_from_row(row: &AnyRow) -> std::result::Result<Customer, sqlx::Error> {
+fn customer_from_row<R: Cols>(row: &R) -> std::result::Result<Customer, sqlx::Error> {
     Ok(Customer {
-        id: row.try_get("id")?,
-        external_id: row.try_get("external_id")?,
-        name: row.try_get("name")?,
-        tier: row.try_get("tier")?,
+        id: row.col("id")?,
+        external_id: row.col("external_id")?,
+        name: row.col("name")?,
+        tier: row.col("tier")?,
         key_account: flag(row, "key_account")?,
-        account_manager: row.try_get("account_manager")?,
-        birthday: row.try_get("birthday")?,
-        timezone: row.try_get("timezone")?,
-        language: row.try_get("language")?,
+        account_manager: row.col("account_manager")?,
+        birthday: row.col("birthday")?,
+        timezone: row.col("timezone")?,
+        language: row.col("language")?,
         consent_calls: flag(row, "consent_calls")?,
-        notes: row.try_get("notes")?,
-        email: row.try_get("email")?,
+        notes: row.col("notes")?,
+        email: row.col("email")?,
         provisional: flag(row, "provisional")?,
         tags: Vec::new(),
         phones: Vec::new(),
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        created_at: row.col("created_at")?,
+        updated_at: row.col("updated_at")?,
     })
 }
 
-fn phone_from_row(row: &AnyRow) -> std::result::Result<(i64, Phone), sqlx::Error> {
+fn phone_from_row<R: Cols>(row: &R) -> std::result::Result<(i64, Phone), sqlx::Error> {
     Ok((
-        row.try_get("customer_id")?,
+        row.col("customer_id")?,
         Phone {
-            id: row.try_get("id")?,
-            raw: row.try_get("raw")?,
-            e164: row.try_get("e164")?,
-            national: row.try_get("national")?,
-            extension: row.try_get("extension")?,
-            kind: row.try_get("kind")?,
+            id: row.col("id")?,
+            raw: row.col("raw")?,
+            e164: row.col("e164")?,
+            national: row.col("national")?,
+            extension: row.col("extension")?,
+            kind: row.col("kind")?,
             primary: flag(row, "is_primary")?,
             valid: flag(row, "valid")?,
         },
     ))
 }
 
-pub(crate) fn asset_from_row(row: &AnyRow) -> std::result::Result<Asset, sqlx::Error> {
+pub(crate) fn asset_from_row<R: Cols>(row: &R) -> std::result::Result<Asset, sqlx::Error> {
     Ok(Asset {
-        id: row.try_get("id")?,
-        customer_id: row.try_get("customer_id")?,
-        kind: row.try_get("kind")?,
-        plate: row.try_get("plate")?,
-        vin: row.try_get("vin")?,
-        model: row.try_get("model")?,
-        purchase_date: row.try_get("purchase_date")?,
-        last_service_date: row.try_get("last_service_date")?,
-        service_interval_months: row.try_get("service_interval_months")?,
-        service_interval_km: row.try_get("service_interval_km")?,
-        mileage_km: row.try_get("mileage_km")?,
-        next_service_due: row.try_get("next_service_due")?,
+        id: row.col("id")?,
+        customer_id: row.col("customer_id")?,
+        kind: row.col("kind")?,
+        plate: row.col("plate")?,
+        vin: row.col("vin")?,
+        model: row.col("model")?,
+        purchase_date: row.col("purchase_date")?,
+        last_service_date: row.col("last_service_date")?,
+        service_interval_months: row.col("service_interval_months")?,
+        service_interval_km: row.col("service_interval_km")?,
+        mileage_km: row.col("mileage_km")?,
+        next_service_due: row.col("next_service_due")?,
     })
 }
 
@@ -216,42 +313,38 @@ impl Storage {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let (list, params) = id_params(1, chunk);
-            let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id IN ({list})");
-            let mut query = sqlx::query(&sql);
-            for id in &params {
-                query = query.bind(*id);
-            }
-            let rows = query.fetch_all(&self.pool).await?;
-            let mut by_id: HashMap<i64, Customer> = HashMap::with_capacity(rows.len());
-            for row in &rows {
-                let c = customer_from_row(row)?;
-                by_id.insert(c.id, c);
-            }
-            let sql = format!(
-                "SELECT customer_id, tag FROM customer_tags WHERE customer_id IN ({list}) ORDER BY tag"
-            );
-            let mut query = sqlx::query(&sql);
-            for id in &params {
-                query = query.bind(*id);
-            }
-            let tags = query.fetch_all(&self.pool).await?;
-            for row in &tags {
-                let id: i64 = row.try_get("customer_id")?;
-                if let Some(c) = by_id.get_mut(&id) {
-                    c.tags.push(row.try_get("tag")?);
+            let args: Vec<Arg> = int_args(&params).collect();
+            let customers: Vec<Customer> = self
+                .select(
+                    &format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id IN ({list})"),
+                    &args,
+                )
+                .await?;
+            let mut by_id: HashMap<i64, Customer> =
+                customers.into_iter().map(|c| (c.id, c)).collect();
+            let tags: Vec<TagRow> = self
+                .select(
+                    &format!(
+                        "SELECT customer_id, tag FROM customer_tags WHERE customer_id IN ({list}) ORDER BY tag"
+                    ),
+                    &args,
+                )
+                .await?;
+            for TagRow { customer_id, tag } in tags {
+                if let Some(c) = by_id.get_mut(&customer_id) {
+                    c.tags.push(tag);
                 }
             }
-            let sql = format!(
-                "SELECT id, customer_id, raw, e164, national, extension, kind, is_primary, valid \
-                 FROM customer_phones WHERE customer_id IN ({list}) ORDER BY is_primary DESC, id"
-            );
-            let mut query = sqlx::query(&sql);
-            for id in &params {
-                query = query.bind(*id);
-            }
-            let phones = query.fetch_all(&self.pool).await?;
-            for row in &phones {
-                let (id, phone) = phone_from_row(row)?;
+            let phones: Vec<(i64, Phone)> = self
+                .select(
+                    &format!(
+                        "SELECT id, customer_id, raw, e164, national, extension, kind, is_primary, valid \
+                         FROM customer_phones WHERE customer_id IN ({list}) ORDER BY is_primary DESC, id"
+                    ),
+                    &args,
+                )
+                .await?;
+            for (id, phone) in phones {
                 if let Some(c) = by_id.get_mut(&id) {
                     c.phones.push(phone);
                 }
@@ -425,65 +518,26 @@ impl Storage {
 
     /// Phone rows matching a number: exact E.164 first, then the national number, then (when
     /// `trailing_digits` > 0) the last N digits. Stops at the first kind that finds anything.
+    /// The phone rows for a number: those holding its E.164 form, else its national number,
+    /// else (when `trailing_digits` > 0) its last digits; at most 50.
     pub async fn find_phone_hits(
         &self,
         number: &Normalized,
         trailing_digits: usize,
     ) -> Result<Vec<PhoneHit>> {
-        let hits = |rows: Vec<AnyRow>, how| -> Result<Vec<PhoneHit>> {
-            rows.iter()
-                .map(|r| {
-                    Ok(PhoneHit {
-                        customer_id: r.try_get("customer_id")?,
-                        phone_id: r.try_get("id")?,
-                        primary: flag(r, "is_primary")?,
-                        how,
+        for step in phone_hit_steps(number, trailing_digits) {
+            let args: Vec<Arg> = step.args.iter().map(|a| Arg::Text(a)).collect();
+            let rows: Vec<HitRow> = self.select(step.sql, &args).await?;
+            if !rows.is_empty() || step.how == NumberMatch::TrailingDigits {
+                return Ok(rows
+                    .into_iter()
+                    .map(|r| PhoneHit {
+                        customer_id: r.customer_id,
+                        phone_id: r.phone_id,
+                        primary: r.primary,
+                        how: step.how,
                     })
-                })
-                .collect()
-        };
-        if let Some(e164) = &number.e164 {
-            let rows = sqlx::query(
-                "SELECT id, customer_id, is_primary FROM customer_phones WHERE e164 = $1 LIMIT 50",
-            )
-            .bind(e164)
-            .fetch_all(&self.pool)
-            .await?;
-            if !rows.is_empty() {
-                return hits(rows, NumberMatch::Exact);
-            }
-        }
-        if let Some(national) = number.national.as_deref().filter(|n| n.len() >= 6) {
-            let rows =
-                sqlx::query("SELECT id, customer_id, is_primary FROM customer_phones WHERE national = $1 LIMIT 50")
-                    .bind(national)
-                    .fetch_all(&self.pool)
-                    .await?;
-            if !rows.is_empty() {
-                return hits(rows, NumberMatch::National);
-            }
-        }
-        if trailing_digits > 0 {
-            let digits: String = number
-                .national
-                .clone()
-                .or_else(|| number.e164.clone())
-                .unwrap_or_else(|| number.raw.clone())
-                .chars()
-                .filter(|c| c.is_ascii_digit())
-                .collect();
-            if digits.len() >= trailing_digits {
-                let tail = reverse_digits(&digits[digits.len() - trailing_digits..]);
-                let upper = format!("{tail}:"); // ':' sorts right after '9'
-                let rows = sqlx::query(
-                    "SELECT id, customer_id, is_primary FROM customer_phones \
-                     WHERE rev_national >= $1 AND rev_national < $2 LIMIT 50",
-                )
-                .bind(&tail)
-                .bind(&upper)
-                .fetch_all(&self.pool)
-                .await?;
-                return hits(rows, NumberMatch::TrailingDigits);
+                    .collect());
             }
         }
         Ok(Vec::new())
@@ -494,17 +548,14 @@ impl Storage {
             return Ok(Vec::new());
         }
         let (list, params) = id_params(1, customer_ids);
-        let sql =
-            format!("SELECT * FROM assets WHERE customer_id IN ({list}) ORDER BY next_service_due");
-        let mut query = sqlx::query(&sql);
-        for id in &params {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(asset_from_row)
-            .collect::<std::result::Result<_, _>>()?)
+        let args: Vec<Arg> = int_args(&params).collect();
+        self.select(
+            &format!(
+                "SELECT * FROM assets WHERE customer_id IN ({list}) ORDER BY next_service_due"
+            ),
+            &args,
+        )
+        .await
     }
 
     pub async fn add_asset(&self, customer_id: i64, asset: &AssetDraft) -> Result<Asset> {

@@ -47,11 +47,70 @@ const IMPORT_PRAGMAS: [(&str, i64); 3] = [
     ("wal_autocheckpoint", 8192),
 ];
 
+/// The indexes an import into an empty base builds once at the end instead of row by row:
+/// the ones no step of the import reads (it merges rows by external id, through the unique
+/// column's own index, and by E.164 number, through [`NumberIds`]). Adding a row to each costs a
+/// random B-tree insert, most of a large import's time; building one from the loaded table is a
+/// sort. Names and columns as in the first migration; [`Storage::restore_deferred_indexes`] puts
+/// back any an interrupted import left dropped.
+const DEFERRED_INDEXES: [(&str, &str); 7] = [
+    ("customers_name", "customers (name)"),
+    ("customers_account_manager", "customers (account_manager)"),
+    ("customer_tags_tag", "customer_tags (tag)"),
+    ("customer_phones_e164", "customer_phones (e164)"),
+    ("customer_phones_national", "customer_phones (national)"),
+    ("customer_phones_rev", "customer_phones (rev_national)"),
+    ("assets_next_due", "assets (next_service_due)"),
+];
+
+/// The E.164 numbers stored so far by an import into an empty base, and their customers: what
+/// the import would otherwise look up through `customer_phones_e164` (dropped while it runs).
+/// Numbers are kept as integers (`+4930123456` as 4930123456; E.164 has at most 15 digits),
+/// a tenth of the memory of strings for a million customers.
+#[derive(Default)]
+struct NumberIds {
+    digits: HashMap<u64, i64>,
+    /// Anything that is not `+` and digits, which the normalizer never makes.
+    other: HashMap<String, i64>,
+}
+
+impl NumberIds {
+    fn key(e164: &str) -> Option<u64> {
+        let digits = e164.strip_prefix('+')?;
+        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    fn get(&self, e164: &str) -> Option<i64> {
+        match Self::key(e164) {
+            Some(k) => self.digits.get(&k).copied(),
+            None => self.other.get(e164).copied(),
+        }
+    }
+
+    /// Records the number's customer unless it already has one (the first stays, as merging
+    /// keeps the customer a number first led to).
+    fn add(&mut self, e164: &str, customer_id: i64) {
+        match Self::key(e164) {
+            Some(k) => {
+                self.digits.entry(k).or_insert(customer_id);
+            }
+            None => {
+                self.other.entry(e164.to_string()).or_insert(customer_id);
+            }
+        }
+    }
+}
+
 /// An open import transaction; batches written through it become visible on `commit`.
 pub struct ImportTx<'c> {
     tx: sqlx::Transaction<'c, sqlx::Any>,
     /// Bulk statements use anonymous placeholders on SQLite ([`bulk_placeholders`]).
     sqlite: bool,
+    /// For an import into an empty base, the numbers stored so far (else they are looked up).
+    numbers: Option<&'c mut NumberIds>,
 }
 
 /// One connection held for a whole import, so that each batch finds the pages the batch before
@@ -63,6 +122,9 @@ pub struct Importer {
     sqlite: bool,
     /// The SQLite settings [`IMPORT_PRAGMAS`] changed, as they were before.
     restore: Vec<(&'static str, i64)>,
+    /// Set when the import began on an empty base: [`DEFERRED_INDEXES`] are dropped until
+    /// [`Importer::finish`], and the numbers stored are kept here.
+    bulk: Option<NumberIds>,
 }
 
 impl Storage {
@@ -71,11 +133,37 @@ impl Storage {
         Ok(ImportTx {
             tx: self.begin_write().await?,
             sqlite: self.kind == DbKind::Sqlite,
+            numbers: None,
         })
     }
 
+    /// Creates any of [`DEFERRED_INDEXES`] that is missing: an import into an empty base that
+    /// stopped before its end leaves them dropped. Run by `migrate` and before each import; a
+    /// no-op when they are there.
+    pub async fn restore_deferred_indexes(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        create_deferred_indexes(&mut conn).await
+    }
+
+    /// The connection a (non-dry) import writes through. On an empty base, the import is a bulk
+    /// load: [`DEFERRED_INDEXES`] are dropped now and built by [`Importer::finish`].
     pub async fn importer(&self) -> Result<Importer> {
         let mut conn = self.pool.acquire().await?;
+        create_deferred_indexes(&mut conn).await?;
+        let empty = sqlx::query("SELECT id FROM customers LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_none();
+        let bulk = if empty {
+            for (name, _) in DEFERRED_INDEXES {
+                sqlx::query(&format!("DROP INDEX IF EXISTS {name}"))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Some(NumberIds::default())
+        } else {
+            None
+        };
         let sqlite = self.kind == DbKind::Sqlite;
         let mut restore = Vec::new();
         if sqlite {
@@ -93,8 +181,18 @@ impl Storage {
             conn,
             sqlite,
             restore,
+            bulk,
         })
     }
+}
+
+async fn create_deferred_indexes(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    for (name, on) in DEFERRED_INDEXES {
+        sqlx::query(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 impl Importer {
@@ -108,11 +206,16 @@ impl Importer {
         Ok(ImportTx {
             tx,
             sqlite: self.sqlite,
+            numbers: self.bulk.as_mut(),
         })
     }
 
-    /// Gives the connection back to the pool set up as it was.
+    /// Builds the indexes a bulk load deferred and gives the connection back to the pool set up
+    /// as it was.
     pub async fn finish(mut self) -> Result<()> {
+        if self.bulk.is_some() {
+            create_deferred_indexes(&mut self.conn).await?;
+        }
         for (name, value) in &self.restore {
             sqlx::query(&format!("PRAGMA {name} = {value}"))
                 .execute(&mut *self.conn)
@@ -171,12 +274,19 @@ impl ImportTx<'_> {
                 &ext_ids,
             )
             .await?;
-        let stored_by_number = self
-            .lookup(
-                "SELECT e164, customer_id FROM customer_phones WHERE e164",
-                &numbers,
-            )
-            .await?;
+        let stored_by_number = match self.numbers.as_deref() {
+            Some(stored) => numbers
+                .iter()
+                .filter_map(|n| stored.get(n).map(|id| (n.clone(), id)))
+                .collect(),
+            None => {
+                self.lookup(
+                    "SELECT e164, customer_id FROM customer_phones WHERE e164",
+                    &numbers,
+                )
+                .await?
+            }
+        };
 
         // Decide, in file order, where each draft goes.
         enum Target {
@@ -277,6 +387,13 @@ impl ImportTx<'_> {
             asset_rows.extend(d.assets.iter().map(|a| (id, a)));
         }
         insert_phones_for(&mut self.tx, &phone_rows).await?;
+        if let Some(stored) = self.numbers.as_deref_mut() {
+            for (id, p) in &phone_rows {
+                if let Some(e164) = &p.normalized.e164 {
+                    stored.add(e164, *id);
+                }
+            }
+        }
         insert_tags_for(&mut self.tx, &tag_rows).await?;
         self.upsert_assets(&asset_rows, now).await?;
         Ok(outcomes)

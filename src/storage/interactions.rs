@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
-use super::{Result, Storage, StorageError, id_params, now_ms};
+use super::{
+    Arg, Cols, First, FromCols, Result, Storage, StorageError, id_params, int_args, now_ms,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Interaction {
@@ -63,43 +64,55 @@ const INTERACTION_SELECT: &str = "SELECT i.id, i.customer_id, i.call_id, i.kind,
      i.number_e164, i.agent_id, a.name AS agent, i.started_at, i.answered_at, i.ended_at, i.outcome, \
      i.disposition, i.note, i.satisfaction FROM interactions i LEFT JOIN agents a ON a.id = i.agent_id";
 
-fn interaction_from_row(row: &AnyRow) -> std::result::Result<Interaction, sqlx::Error> {
+fn interaction_from_row<R: Cols>(row: &R) -> std::result::Result<Interaction, sqlx::Error> {
     Ok(Interaction {
-        id: row.try_get("id")?,
-        customer_id: row.try_get("customer_id")?,
-        call_id: row.try_get("call_id")?,
-        kind: row.try_get("kind")?,
-        direction: row.try_get("direction")?,
-        number_raw: row.try_get("number_raw")?,
-        number_e164: row.try_get("number_e164")?,
-        agent_id: row.try_get("agent_id")?,
-        agent: row.try_get("agent")?,
-        started_at: row.try_get("started_at")?,
-        answered_at: row.try_get("answered_at")?,
-        ended_at: row.try_get("ended_at")?,
-        outcome: row.try_get("outcome")?,
-        disposition: row.try_get("disposition")?,
-        note: row.try_get("note")?,
-        satisfaction: row.try_get("satisfaction")?,
+        id: row.col("id")?,
+        customer_id: row.col("customer_id")?,
+        call_id: row.col("call_id")?,
+        kind: row.col("kind")?,
+        direction: row.col("direction")?,
+        number_raw: row.col("number_raw")?,
+        number_e164: row.col("number_e164")?,
+        agent_id: row.col("agent_id")?,
+        agent: row.col("agent")?,
+        started_at: row.col("started_at")?,
+        answered_at: row.col("answered_at")?,
+        ended_at: row.col("ended_at")?,
+        outcome: row.col("outcome")?,
+        disposition: row.col("disposition")?,
+        note: row.col("note")?,
+        satisfaction: row.col("satisfaction")?,
     })
+}
+
+impl FromCols for Interaction {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        interaction_from_row(row)
+    }
 }
 
 const COMPLAINT_SELECT: &str = "SELECT c.id, c.customer_id, c.summary, c.opened_by, c.owner, a.name AS owner_name, \
      c.status, c.resolution, c.opened_at, c.closed_at FROM complaints c LEFT JOIN agents a ON a.id = c.owner";
 
-fn complaint_from_row(row: &AnyRow) -> std::result::Result<Complaint, sqlx::Error> {
+fn complaint_from_row<R: Cols>(row: &R) -> std::result::Result<Complaint, sqlx::Error> {
     Ok(Complaint {
-        id: row.try_get("id")?,
-        customer_id: row.try_get("customer_id")?,
-        summary: row.try_get("summary")?,
-        opened_by: row.try_get("opened_by")?,
-        owner: row.try_get("owner")?,
-        owner_name: row.try_get("owner_name")?,
-        status: row.try_get("status")?,
-        resolution: row.try_get("resolution")?,
-        opened_at: row.try_get("opened_at")?,
-        closed_at: row.try_get("closed_at")?,
+        id: row.col("id")?,
+        customer_id: row.col("customer_id")?,
+        summary: row.col("summary")?,
+        opened_by: row.col("opened_by")?,
+        owner: row.col("owner")?,
+        owner_name: row.col("owner_name")?,
+        status: row.col("status")?,
+        resolution: row.col("resolution")?,
+        opened_at: row.col("opened_at")?,
+        closed_at: row.col("closed_at")?,
     })
+}
+
+impl FromCols for Complaint {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        complaint_from_row(row)
+    }
 }
 
 impl Storage {
@@ -218,15 +231,10 @@ impl Storage {
             "SELECT * FROM (SELECT x.*, ROW_NUMBER() OVER (PARTITION BY x.customer_id ORDER BY x.started_at DESC, x.id DESC) AS rn \
              FROM ({INTERACTION_SELECT} WHERE i.customer_id IN ({list})) x) y WHERE y.rn <= $1 ORDER BY y.started_at DESC, y.id DESC"
         );
-        let mut query = sqlx::query(&sql).bind(per_customer);
-        for id in &params {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(interaction_from_row)
-            .collect::<std::result::Result<_, _>>()?)
+        let args: Vec<Arg> = std::iter::once(Arg::Int(per_customer))
+            .chain(int_args(&params))
+            .collect();
+        self.select(&sql, &args).await
     }
 
     pub async fn list_interactions(
@@ -262,30 +270,25 @@ impl Storage {
 
     /// How many calls came from this number since `since` (for the "called N times today" hint).
     pub async fn calls_from_number_since(&self, e164: &str, since: i64) -> Result<i64> {
-        Ok(sqlx::query(
-            "SELECT COUNT(*) AS n FROM interactions WHERE number_e164 = $1 AND kind = 'call' AND started_at >= $2",
-        )
-        .bind(e164)
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("n")?)
+        let count: Vec<First<i64>> = self
+            .select(
+                "SELECT COUNT(*) AS n FROM interactions WHERE number_e164 = $1 AND kind = 'call' AND started_at >= $2",
+                &[Arg::Text(e164), Arg::Int(since)],
+            )
+            .await?;
+        Ok(count.first().map_or(0, |n| n.0))
     }
 
     /// Customers who recently had an interaction with this number, most recent first.
     pub async fn recent_customers_for_number(&self, e164: &str, limit: i64) -> Result<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT customer_id, MAX(started_at) AS last FROM interactions WHERE number_e164 = $1 \
-             AND customer_id IS NOT NULL GROUP BY customer_id ORDER BY last DESC LIMIT $2",
-        )
-        .bind(e164)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get("customer_id"))
-            .collect::<std::result::Result<_, _>>()?)
+        let ids: Vec<First<i64>> = self
+            .select(
+                "SELECT customer_id, MAX(started_at) AS last FROM interactions WHERE number_e164 = $1 \
+                 AND customer_id IS NOT NULL GROUP BY customer_id ORDER BY last DESC LIMIT $2",
+                &[Arg::Text(e164), Arg::Int(limit)],
+            )
+            .await?;
+        Ok(ids.into_iter().map(|id| id.0).collect())
     }
 
     pub async fn open_complaint(
@@ -365,15 +368,8 @@ impl Storage {
         let sql = format!(
             "{COMPLAINT_SELECT} WHERE c.customer_id IN ({list}){filter} ORDER BY c.opened_at DESC"
         );
-        let mut query = sqlx::query(&sql);
-        for id in &params {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(complaint_from_row)
-            .collect::<std::result::Result<_, _>>()?)
+        let args: Vec<Arg> = int_args(&params).collect();
+        self.select(&sql, &args).await
     }
 
     pub async fn list_complaints(
@@ -423,10 +419,12 @@ impl Storage {
     }
 
     pub async fn remembered_choice(&self, e164: &str) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT customer_id FROM number_choices WHERE e164 = $1")
-            .bind(e164)
-            .fetch_optional(&self.pool)
+        let chosen: Vec<First<i64>> = self
+            .select(
+                "SELECT customer_id FROM number_choices WHERE e164 = $1",
+                &[Arg::Text(e164)],
+            )
             .await?;
-        Ok(row.map(|r| r.try_get("customer_id")).transpose()?)
+        Ok(chosen.first().map(|id| id.0))
     }
 }

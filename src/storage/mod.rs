@@ -14,13 +14,16 @@ pub mod events;
 pub mod import;
 pub mod interactions;
 pub mod privacy;
+mod readers;
+
+pub(crate) use readers::{Arg, Cols, First, FromCols, int_args};
 pub mod reports;
 pub mod tasks;
 
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
 use crate::settings::DatabaseSettings;
@@ -86,6 +89,8 @@ pub struct Storage {
     pool: AnyPool,
     kind: DbKind,
     salt: std::sync::Arc<tokio::sync::OnceCell<String>>,
+    /// SQLite's point reads on the calling thread ([`readers`]); none on PostgreSQL.
+    readers: Option<std::sync::Arc<readers::Readers>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -142,10 +147,19 @@ impl Storage {
                     crate::settings::redact_url(&settings.url)
                 ))
             })?;
+        let readers = match kind {
+            DbKind::Sqlite => readers::Readers::new(
+                &sqlite_path(&settings.url),
+                settings.max_connections as usize,
+            )
+            .map(std::sync::Arc::new),
+            DbKind::Postgres => None,
+        };
         Ok(Storage {
             pool,
             kind,
             salt: Default::default(),
+            readers,
         })
     }
 
@@ -175,6 +189,7 @@ impl Storage {
             DbKind::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
             DbKind::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
+        self.restore_deferred_indexes().await?;
         // Make the number salt now: made lazily inside a write transaction it would wait on itself.
         self.number_hash("").await?;
         Ok(())
@@ -280,9 +295,8 @@ pub(crate) fn is_sqlite(conn: &sqlx::AnyConnection) -> bool {
     conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME
 }
 
-pub(crate) fn flag(row: &AnyRow, column: &str) -> std::result::Result<bool, sqlx::Error> {
-    use sqlx::Row;
-    Ok(row.try_get::<i64, _>(column)? != 0)
+pub(crate) fn flag<R: Cols>(row: &R, column: &str) -> std::result::Result<bool, sqlx::Error> {
+    Ok(row.col::<i64>(column)? != 0)
 }
 
 #[cfg(test)]

@@ -151,11 +151,13 @@ impl Storage {
     /// Whether this number belonged to an erased customer (its hash is on the suppression list).
     pub async fn is_erased_number(&self, e164: &str) -> Result<bool> {
         let hash = self.number_hash(e164).await?;
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM dnc WHERE number_hash = $1")
-            .bind(hash)
-            .fetch_one(&self.pool)
+        let count: Vec<super::First<i64>> = self
+            .select(
+                "SELECT COUNT(*) AS n FROM dnc WHERE number_hash = $1",
+                &[super::Arg::Text(&hash)],
+            )
             .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
+        Ok(count.first().is_some_and(|n| n.0 > 0))
     }
 
     /// Erases a customer: numbers go onto the suppression list as salted hashes only; interactions

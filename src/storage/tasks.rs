@@ -123,34 +123,40 @@ const TASK_COLUMNS: &str = "id, kind, customer_id, number_e164, campaign_id, not
      preferred_agent_id, pool_after, attempts, max_attempts, state, outcome, note, reason, idempotency_key, \
      merged_count, lease_until, fence, assigned_agent_id, satisfaction, created_at, updated_at, done_at";
 
-fn task_from_row(r: &AnyRow) -> std::result::Result<Task, sqlx::Error> {
+fn task_from_row<R: super::Cols>(r: &R) -> std::result::Result<Task, sqlx::Error> {
     Ok(Task {
-        id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
-        customer_id: r.try_get("customer_id")?,
-        number_e164: r.try_get("number_e164")?,
-        campaign_id: r.try_get("campaign_id")?,
-        not_before: r.try_get("not_before")?,
-        deadline: r.try_get("deadline")?,
-        priority: r.try_get("priority")?,
-        preferred_agent_id: r.try_get("preferred_agent_id")?,
-        pool_after: r.try_get("pool_after")?,
-        attempts: r.try_get("attempts")?,
-        max_attempts: r.try_get("max_attempts")?,
-        state: r.try_get("state")?,
-        outcome: r.try_get("outcome")?,
-        note: r.try_get("note")?,
-        reason: r.try_get("reason")?,
-        idempotency_key: r.try_get("idempotency_key")?,
-        merged_count: r.try_get("merged_count")?,
-        lease_until: r.try_get("lease_until")?,
-        fence: r.try_get("fence")?,
-        assigned_agent_id: r.try_get("assigned_agent_id")?,
-        satisfaction: r.try_get("satisfaction")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        done_at: r.try_get("done_at")?,
+        id: r.col("id")?,
+        kind: r.col("kind")?,
+        customer_id: r.col("customer_id")?,
+        number_e164: r.col("number_e164")?,
+        campaign_id: r.col("campaign_id")?,
+        not_before: r.col("not_before")?,
+        deadline: r.col("deadline")?,
+        priority: r.col("priority")?,
+        preferred_agent_id: r.col("preferred_agent_id")?,
+        pool_after: r.col("pool_after")?,
+        attempts: r.col("attempts")?,
+        max_attempts: r.col("max_attempts")?,
+        state: r.col("state")?,
+        outcome: r.col("outcome")?,
+        note: r.col("note")?,
+        reason: r.col("reason")?,
+        idempotency_key: r.col("idempotency_key")?,
+        merged_count: r.col("merged_count")?,
+        lease_until: r.col("lease_until")?,
+        fence: r.col("fence")?,
+        assigned_agent_id: r.col("assigned_agent_id")?,
+        satisfaction: r.col("satisfaction")?,
+        created_at: r.col("created_at")?,
+        updated_at: r.col("updated_at")?,
+        done_at: r.col("done_at")?,
     })
+}
+
+impl super::FromCols for Task {
+    fn from_cols<R: super::Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        task_from_row(row)
+    }
 }
 
 fn attempt_from_row(r: &AnyRow) -> std::result::Result<Attempt, sqlx::Error> {
@@ -351,15 +357,8 @@ impl Storage {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE customer_id IN ({ids}) AND state IN {OPEN_STATES} ORDER BY not_before"
         );
-        let mut query = sqlx::query(&sql);
-        for id in &params {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(task_from_row)
-            .collect::<std::result::Result<_, _>>()?)
+        let args: Vec<super::Arg> = super::int_args(&params).collect();
+        self.select(&sql, &args).await
     }
 
     /// Claims up to `limit` due pending tasks for `lease_ms`, best first; each claim bumps the fence.

@@ -116,3 +116,59 @@ async fn a_file_without_a_name_column_is_refused_clearly() {
     .unwrap_err();
     assert!(err.to_string().to_lowercase().contains("name"), "{err}");
 }
+
+/// Whether the index exists, on either database.
+async fn has_index(storage: &ringside::storage::Storage, name: &str) -> bool {
+    let sql = match storage.kind() {
+        ringside::storage::DbKind::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = $1"
+        }
+        ringside::storage::DbKind::Postgres => {
+            "SELECT COUNT(*) FROM pg_indexes WHERE indexname = $1"
+        }
+    };
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(name)
+        .fetch_one(storage.pool())
+        .await
+        .unwrap();
+    n == 1
+}
+
+const NUMBER_INDEXES: [&str; 3] = [
+    "customer_phones_e164",
+    "customer_phones_national",
+    "customer_phones_rev",
+];
+
+#[tokio::test]
+async fn a_bulk_load_into_an_empty_base_ends_with_every_index_in_place() {
+    let (storage, _db) = storage().await;
+    import_customers(&storage, CSV.as_bytes(), &options(false), |_| {})
+        .await
+        .unwrap();
+    for name in NUMBER_INDEXES
+        .into_iter()
+        .chain(["customers_name", "assets_next_due"])
+    {
+        assert!(has_index(&storage, name).await, "{name} after the import");
+    }
+    // A later row merged into an earlier batch's customer by number although the number index
+    // was being rebuilt only at the end.
+    assert_eq!(storage.count_customers().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn indexes_an_interrupted_import_left_dropped_come_back_with_migrate() {
+    let (storage, _db) = storage().await;
+    for name in NUMBER_INDEXES {
+        sqlx::query(&format!("DROP INDEX {name}"))
+            .execute(storage.pool())
+            .await
+            .unwrap();
+    }
+    storage.migrate().await.unwrap();
+    for name in NUMBER_INDEXES {
+        assert!(has_index(&storage, name).await, "{name} after migrate");
+    }
+}

@@ -691,12 +691,10 @@
     return `/reports/${report.path}?${params}`;
   }
 
+  // Until a report comes back the range is left empty, so the server picks its default (the
+  // last seven days up to today in the site's time zone, whose today may not be the browser's);
+  // the first report fills the range in.
   function showReports() {
-    if (!$('report-to').value) {
-      const today = new Date();
-      $('report-to').value = dateInput(today);
-      $('report-from').value = dateInput(new Date(today.getTime() - 6 * 86400000));
-    }
     $('report-list').replaceChildren(...REPORTS.map((report) =>
       h('li', { class: 'card report', testid: 'report', 'data-report': report.key },
         h('span', { class: 'strong', text: report.title }),
@@ -714,6 +712,10 @@
   async function viewReport(report) {
     try {
       const data = await api('GET', reportQuery(report));
+      if (!$('report-from').value && !$('report-to').value) {
+        $('report-from').value = data.from;
+        $('report-to').value = data.to;
+      }
       const rows = [...data.rows, ...(data.totals ? [data.totals] : [])];
       const columns = rows.length ? Object.keys(rows[0]) : [];
       $('report-title').textContent = `${report.title}: ${data.from} to ${data.to} (${data.timezone})`;

@@ -1,17 +1,16 @@
 //! The call service: drives the pure call model from every ingress and carries out its effects.
 //!
-//! Ingresses `submit` call events to the journal writer, a task of its own that writes many events
-//! per transaction: it takes whatever queued up while the last transaction ran (one event when
-//! calls are few, hundreds at a thousand calls a second), hands them, over a bounded channel and
-//! in that order, to the one task that owns the [`CallModel`], and writes them to the event journal
-//! while the model works (a pop does not wait for the commit). The same transaction marks the
-//! events journaled before as processed and writes the audit records of the pops sent since (a
-//! pop that showed a customer's card is audited within `MARK_INTERVAL`, never delayed by its own
-//! write), so the database sees one commit per batch instead of two per event and one per pop.
-//! `submit` returns once its event is in a committed batch: an acknowledged event survives a
-//! crash; one whose write failed is refused, and when its sender repeats it the model takes it as
-//! the duplicate it is. The model task applies events in
-//! arrival order and turns effects into work: pops are matched and built on tasks of their own
+//! Ingresses `submit` call events; each goes, over bounded channels, both to the one task that
+//! owns the [`CallModel`] and to the journal writer, so a pop does not wait for the event's
+//! commit. The journal writer, a task of its own, writes many events per transaction: it takes
+//! whatever queued up while the last transaction ran (one event when calls are few, hundreds at a
+//! thousand calls a second). The same transaction marks the events journaled before as processed
+//! and writes the audit records of the pops sent since (a pop that showed a customer's card is
+//! audited within `MARK_INTERVAL`, never delayed by its own write), so the database sees one
+//! commit per batch instead of two per event and one per pop. `submit` returns once its event is
+//! in a committed batch: an acknowledged event survives a crash; one whose write failed is
+//! refused, and when its sender repeats it the model takes it as the duplicate it is. The model
+//! task applies events in arrival order and turns effects into work: pops are matched and built on tasks of their own
 //! (database lookups must not hold up other calls' events), updates go straight to the hub (which
 //! settles the race between a slow pop and a fast update), ended calls are recorded as
 //! interactions. Matching is done once per call and shared by every pop of that call, so a
@@ -64,9 +63,8 @@ type MatchCell = Arc<OnceCell<Option<MatchResult>>>;
 
 /// An event waiting for the journal writer, and the submitter waiting for its id.
 struct Pending {
-    event: CallEvent,
+    source: Source,
     body: String,
-    received: std::time::Instant,
     ack: oneshot::Sender<Result<i64, StorageError>>,
 }
 
@@ -170,22 +168,24 @@ impl Calls {
     pub async fn enqueue(&self, event: CallEvent) -> Result<Journaled, SubmitError> {
         let received = std::time::Instant::now();
         let body = serde_json::to_string(&event).map_err(|e| StorageError::Other(e.to_string()))?;
+        let source = event.source;
+        // The model takes the event now; the journal writer writes it meanwhile (see the
+        // module's documentation).
+        self.tx
+            .send(Command::Event { event, received })
+            .await
+            .map_err(|_| SubmitError::Stopped)?;
         let (ack, journaled) = oneshot::channel();
         self.journal
-            .send(Pending {
-                event,
-                body,
-                received,
-                ack,
-            })
+            .send(Pending { source, body, ack })
             .await
             .map_err(|_| SubmitError::Stopped)?;
         Ok(Journaled(journaled))
     }
 
-    /// The journal writer: takes every event queued meanwhile (at most [`JOURNAL_BATCH`]), hands
-    /// them to the model in order, and writes them in one transaction that also marks the events
-    /// of the last one processed; then their submitters get their ids.
+    /// The journal writer: takes every event queued meanwhile (at most [`JOURNAL_BATCH`]) and
+    /// writes them in one transaction that also marks the events of the last one processed; then
+    /// their submitters get their ids.
     async fn write_journal(self, mut queue: mpsc::Receiver<Pending>, shutdown: CancellationToken) {
         let mut batch: Vec<Pending> = Vec::with_capacity(JOURNAL_BATCH);
         let mut marks = tokio::time::interval(MARK_INTERVAL);
@@ -201,49 +201,29 @@ impl Calls {
             if batch.is_empty() && processed.is_empty() && viewed.is_empty() {
                 continue;
             }
-            // The model takes the events now, while they are written: a pop need not wait for
-            // the commit. Only the submitter's acknowledgement does; an event whose write fails is
-            // refused to its sender, who sends it again, and the model takes a repeated event as
-            // it takes any duplicate. The ids are marked processed in the next transaction.
-            let mut rows: Vec<(Source, String)> = Vec::with_capacity(batch.len());
-            let mut acks = Vec::with_capacity(batch.len());
-            let mut stopped = false;
-            for pending in batch.drain(..) {
-                let source = pending.event.source;
-                let command = Command::Event {
-                    event: pending.event,
-                    received: pending.received,
-                };
-                // A stopped model takes nothing: its submitters see the service stop.
-                stopped = stopped || self.tx.send(command).await.is_err();
-                if !stopped {
-                    rows.push((source, pending.body));
-                    acks.push(pending.ack);
-                }
-            }
-            let row_refs: Vec<(&str, &str)> = rows
+            let rows: Vec<(&str, &str)> = batch
                 .iter()
-                .map(|(source, body)| (source.as_str(), body.as_str()))
+                .map(|pending| (pending.source.as_str(), pending.body.as_str()))
                 .collect();
             match self
                 .deps
                 .storage
-                .journal_batch(&row_refs, &processed, &viewed)
+                .journal_batch(&rows, &processed, &viewed)
                 .await
             {
                 Ok(ids) => {
-                    for (((source, _), ack), id) in rows.iter().zip(acks).zip(ids) {
-                        self.deps.metrics.call_event(*source);
+                    for (pending, id) in batch.drain(..).zip(ids) {
+                        self.deps.metrics.call_event(pending.source);
                         self.mark_processed(id);
-                        let _ = ack.send(Ok(id));
+                        let _ = pending.ack.send(Ok(id));
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(events = acks.len(), %error, "call events not journaled");
+                    tracing::warn!(events = batch.len(), %error, "call events not journaled");
                     give_back(&self.processed, processed);
                     give_back(&self.viewed, viewed);
-                    for ack in acks {
-                        let _ = ack.send(Err(same_error(&error)));
+                    for pending in batch.drain(..) {
+                        let _ = pending.ack.send(Err(same_error(&error)));
                     }
                 }
             }

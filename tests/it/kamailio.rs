@@ -269,6 +269,8 @@ impl Sipp {
                 .args(["-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"])
                 .args(["-trace_err", "-error_file"])
                 .arg(dir.path().join("errors.log"))
+                .args(["-trace_msg", "-message_file"])
+                .arg(dir.path().join("messages.log"))
                 .args(extra)
                 .current_dir(dir.path())
                 .stdin(Stdio::null())
@@ -297,7 +299,17 @@ impl Sipp {
     }
 
     /// Tells this SIPp to go on (the agent picks up, the caller gives up): an INFO in the call.
+    /// Sent once this SIPp has the call: an INFO that reaches a phone before Kamailio's INVITE
+    /// (the pop can come first, in redirect mode always) would make SIPp abort that Call-ID and
+    /// drop the INVITE that follows.
     async fn signal(&self, call_id: &str) {
+        let messages = self.dir.path().join("messages.log");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&messages).is_ok_and(|m| m.contains(call_id))
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let peer = UdpPeer::bind(self.addr).await;
         let id = unique();
         peer.send(&format!(

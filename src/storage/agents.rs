@@ -19,24 +19,20 @@ pub struct Agent {
     pub created_at: i64,
 }
 
-fn agent_from_row<R: Cols>(row: &R) -> std::result::Result<Agent, sqlx::Error> {
-    let role: String = row.col("role")?;
-    Ok(Agent {
-        id: row.col("id")?,
-        name: row.col("name")?,
-        role: role
-            .parse()
-            .map_err(|_| sqlx::Error::Decode(format!("unknown role `{role}` in agents").into()))?,
-        status: row.col("status")?,
-        extensions: Vec::new(),
-        disabled: flag(row, "disabled")?,
-        created_at: row.col("created_at")?,
-    })
-}
-
 impl FromCols for Agent {
     fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
-        agent_from_row(row)
+        let role: String = row.col("role")?;
+        Ok(Agent {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            role: role.parse().map_err(|_| {
+                sqlx::Error::Decode(format!("unknown role `{role}` in agents").into())
+            })?,
+            status: row.col("status")?,
+            extensions: Vec::new(),
+            disabled: flag(row, "disabled")?,
+            created_at: row.col("created_at")?,
+        })
     }
 }
 
@@ -114,7 +110,7 @@ impl Storage {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StorageError::NotFound)?;
-        let mut agent = agent_from_row(&row)?;
+        let mut agent = Agent::from_cols(&row)?;
         agent.extensions = self.extensions_of(id).await?;
         Ok(agent)
     }

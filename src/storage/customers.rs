@@ -174,24 +174,6 @@ impl FromCols for TagRow {
     }
 }
 
-impl FromCols for Customer {
-    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
-        customer_from_row(row)
-    }
-}
-
-impl FromCols for (i64, Phone) {
-    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
-        phone_from_row(row)
-    }
-}
-
-impl FromCols for Asset {
-    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
-        asset_from_row(row)
-    }
-}
-
 /// One lookup of [`Storage::find_phone_hits`]: the first that finds rows answers, and the
 /// trailing-digits one answers even empty.
 struct PhoneHitStep {
@@ -244,59 +226,65 @@ fn phone_hit_steps(number: &Normalized, trailing_digits: usize) -> Vec<PhoneHitS
 const CUSTOMER_COLUMNS: &str = "id, external_id, name, tier, key_account, account_manager, birthday, timezone, \
      language, consent_calls, notes, email, provisional, created_at, updated_at";
 
-fn customer_from_row<R: Cols>(row: &R) -> std::result::Result<Customer, sqlx::Error> {
-    Ok(Customer {
-        id: row.col("id")?,
-        external_id: row.col("external_id")?,
-        name: row.col("name")?,
-        tier: row.col("tier")?,
-        key_account: flag(row, "key_account")?,
-        account_manager: row.col("account_manager")?,
-        birthday: row.col("birthday")?,
-        timezone: row.col("timezone")?,
-        language: row.col("language")?,
-        consent_calls: flag(row, "consent_calls")?,
-        notes: row.col("notes")?,
-        email: row.col("email")?,
-        provisional: flag(row, "provisional")?,
-        tags: Vec::new(),
-        phones: Vec::new(),
-        created_at: row.col("created_at")?,
-        updated_at: row.col("updated_at")?,
-    })
-}
-
-fn phone_from_row<R: Cols>(row: &R) -> std::result::Result<(i64, Phone), sqlx::Error> {
-    Ok((
-        row.col("customer_id")?,
-        Phone {
+impl FromCols for Customer {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        Ok(Customer {
             id: row.col("id")?,
-            raw: row.col("raw")?,
-            e164: row.col("e164")?,
-            national: row.col("national")?,
-            extension: row.col("extension")?,
-            kind: row.col("kind")?,
-            primary: flag(row, "is_primary")?,
-            valid: flag(row, "valid")?,
-        },
-    ))
+            external_id: row.col("external_id")?,
+            name: row.col("name")?,
+            tier: row.col("tier")?,
+            key_account: flag(row, "key_account")?,
+            account_manager: row.col("account_manager")?,
+            birthday: row.col("birthday")?,
+            timezone: row.col("timezone")?,
+            language: row.col("language")?,
+            consent_calls: flag(row, "consent_calls")?,
+            notes: row.col("notes")?,
+            email: row.col("email")?,
+            provisional: flag(row, "provisional")?,
+            tags: Vec::new(),
+            phones: Vec::new(),
+            created_at: row.col("created_at")?,
+            updated_at: row.col("updated_at")?,
+        })
+    }
 }
 
-pub(crate) fn asset_from_row<R: Cols>(row: &R) -> std::result::Result<Asset, sqlx::Error> {
-    Ok(Asset {
-        id: row.col("id")?,
-        customer_id: row.col("customer_id")?,
-        kind: row.col("kind")?,
-        plate: row.col("plate")?,
-        vin: row.col("vin")?,
-        model: row.col("model")?,
-        purchase_date: row.col("purchase_date")?,
-        last_service_date: row.col("last_service_date")?,
-        service_interval_months: row.col("service_interval_months")?,
-        service_interval_km: row.col("service_interval_km")?,
-        mileage_km: row.col("mileage_km")?,
-        next_service_due: row.col("next_service_due")?,
-    })
+impl FromCols for (i64, Phone) {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        Ok((
+            row.col("customer_id")?,
+            Phone {
+                id: row.col("id")?,
+                raw: row.col("raw")?,
+                e164: row.col("e164")?,
+                national: row.col("national")?,
+                extension: row.col("extension")?,
+                kind: row.col("kind")?,
+                primary: flag(row, "is_primary")?,
+                valid: flag(row, "valid")?,
+            },
+        ))
+    }
+}
+
+impl FromCols for Asset {
+    fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
+        Ok(Asset {
+            id: row.col("id")?,
+            customer_id: row.col("customer_id")?,
+            kind: row.col("kind")?,
+            plate: row.col("plate")?,
+            vin: row.col("vin")?,
+            model: row.col("model")?,
+            purchase_date: row.col("purchase_date")?,
+            last_service_date: row.col("last_service_date")?,
+            service_interval_months: row.col("service_interval_months")?,
+            service_interval_km: row.col("service_interval_km")?,
+            mileage_km: row.col("mileage_km")?,
+            next_service_due: row.col("next_service_due")?,
+        })
+    }
 }
 
 /// Reversed national digits: a trailing-digits match becomes an indexed prefix range.
@@ -518,8 +506,7 @@ impl Storage {
 
     /// Phone rows matching a number: exact E.164 first, then the national number, then (when
     /// `trailing_digits` > 0) the last N digits. Stops at the first kind that finds anything.
-    /// The phone rows for a number: those holding its E.164 form, else its national number,
-    /// else (when `trailing_digits` > 0) its last digits; at most 50.
+    /// At most 50 rows per kind.
     pub async fn find_phone_hits(
         &self,
         number: &Normalized,
@@ -566,7 +553,7 @@ impl Storage {
             .bind(id)
             .fetch_one(&self.pool)
             .await?;
-        Ok(asset_from_row(&row)?)
+        Ok(Asset::from_cols(&row)?)
     }
 
     /// Customer ids already holding one of these E.164 numbers, for merging imports by number.

@@ -64,54 +64,46 @@ const INTERACTION_SELECT: &str = "SELECT i.id, i.customer_id, i.call_id, i.kind,
      i.number_e164, i.agent_id, a.name AS agent, i.started_at, i.answered_at, i.ended_at, i.outcome, \
      i.disposition, i.note, i.satisfaction FROM interactions i LEFT JOIN agents a ON a.id = i.agent_id";
 
-fn interaction_from_row<R: Cols>(row: &R) -> std::result::Result<Interaction, sqlx::Error> {
-    Ok(Interaction {
-        id: row.col("id")?,
-        customer_id: row.col("customer_id")?,
-        call_id: row.col("call_id")?,
-        kind: row.col("kind")?,
-        direction: row.col("direction")?,
-        number_raw: row.col("number_raw")?,
-        number_e164: row.col("number_e164")?,
-        agent_id: row.col("agent_id")?,
-        agent: row.col("agent")?,
-        started_at: row.col("started_at")?,
-        answered_at: row.col("answered_at")?,
-        ended_at: row.col("ended_at")?,
-        outcome: row.col("outcome")?,
-        disposition: row.col("disposition")?,
-        note: row.col("note")?,
-        satisfaction: row.col("satisfaction")?,
-    })
-}
-
 impl FromCols for Interaction {
     fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
-        interaction_from_row(row)
+        Ok(Interaction {
+            id: row.col("id")?,
+            customer_id: row.col("customer_id")?,
+            call_id: row.col("call_id")?,
+            kind: row.col("kind")?,
+            direction: row.col("direction")?,
+            number_raw: row.col("number_raw")?,
+            number_e164: row.col("number_e164")?,
+            agent_id: row.col("agent_id")?,
+            agent: row.col("agent")?,
+            started_at: row.col("started_at")?,
+            answered_at: row.col("answered_at")?,
+            ended_at: row.col("ended_at")?,
+            outcome: row.col("outcome")?,
+            disposition: row.col("disposition")?,
+            note: row.col("note")?,
+            satisfaction: row.col("satisfaction")?,
+        })
     }
 }
 
 const COMPLAINT_SELECT: &str = "SELECT c.id, c.customer_id, c.summary, c.opened_by, c.owner, a.name AS owner_name, \
      c.status, c.resolution, c.opened_at, c.closed_at FROM complaints c LEFT JOIN agents a ON a.id = c.owner";
 
-fn complaint_from_row<R: Cols>(row: &R) -> std::result::Result<Complaint, sqlx::Error> {
-    Ok(Complaint {
-        id: row.col("id")?,
-        customer_id: row.col("customer_id")?,
-        summary: row.col("summary")?,
-        opened_by: row.col("opened_by")?,
-        owner: row.col("owner")?,
-        owner_name: row.col("owner_name")?,
-        status: row.col("status")?,
-        resolution: row.col("resolution")?,
-        opened_at: row.col("opened_at")?,
-        closed_at: row.col("closed_at")?,
-    })
-}
-
 impl FromCols for Complaint {
     fn from_cols<R: Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
-        complaint_from_row(row)
+        Ok(Complaint {
+            id: row.col("id")?,
+            customer_id: row.col("customer_id")?,
+            summary: row.col("summary")?,
+            opened_by: row.col("opened_by")?,
+            owner: row.col("owner")?,
+            owner_name: row.col("owner_name")?,
+            status: row.col("status")?,
+            resolution: row.col("resolution")?,
+            opened_at: row.col("opened_at")?,
+            closed_at: row.col("closed_at")?,
+        })
     }
 }
 
@@ -148,7 +140,7 @@ impl Storage {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StorageError::NotFound)?;
-        Ok(interaction_from_row(&row)?)
+        Ok(Interaction::from_cols(&row)?)
     }
 
     /// The call interaction recorded for a call id, if any.
@@ -159,7 +151,7 @@ impl Storage {
         .bind(call_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(interaction_from_row).transpose()?)
+        Ok(row.as_ref().map(Interaction::from_cols).transpose()?)
     }
 
     /// Sets the disposition, note and score of an interaction (the agent's outcome of a call).
@@ -264,7 +256,7 @@ impl Storage {
         };
         Ok(rows
             .iter()
-            .map(interaction_from_row)
+            .map(Interaction::from_cols)
             .collect::<std::result::Result<_, _>>()?)
     }
 
@@ -318,7 +310,7 @@ impl Storage {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StorageError::NotFound)?;
-        Ok(complaint_from_row(&row)?)
+        Ok(Complaint::from_cols(&row)?)
     }
 
     pub async fn update_complaint(
@@ -393,7 +385,7 @@ impl Storage {
         };
         Ok(rows
             .iter()
-            .map(complaint_from_row)
+            .map(Complaint::from_cols)
             .collect::<std::result::Result<_, _>>()?)
     }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{DbKind, Result, Storage, StorageError, now_ms};
+use super::{DbKind, FromCols, Result, Storage, StorageError, now_ms};
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Task {
@@ -123,39 +123,35 @@ const TASK_COLUMNS: &str = "id, kind, customer_id, number_e164, campaign_id, not
      preferred_agent_id, pool_after, attempts, max_attempts, state, outcome, note, reason, idempotency_key, \
      merged_count, lease_until, fence, assigned_agent_id, satisfaction, created_at, updated_at, done_at";
 
-fn task_from_row<R: super::Cols>(r: &R) -> std::result::Result<Task, sqlx::Error> {
-    Ok(Task {
-        id: r.col("id")?,
-        kind: r.col("kind")?,
-        customer_id: r.col("customer_id")?,
-        number_e164: r.col("number_e164")?,
-        campaign_id: r.col("campaign_id")?,
-        not_before: r.col("not_before")?,
-        deadline: r.col("deadline")?,
-        priority: r.col("priority")?,
-        preferred_agent_id: r.col("preferred_agent_id")?,
-        pool_after: r.col("pool_after")?,
-        attempts: r.col("attempts")?,
-        max_attempts: r.col("max_attempts")?,
-        state: r.col("state")?,
-        outcome: r.col("outcome")?,
-        note: r.col("note")?,
-        reason: r.col("reason")?,
-        idempotency_key: r.col("idempotency_key")?,
-        merged_count: r.col("merged_count")?,
-        lease_until: r.col("lease_until")?,
-        fence: r.col("fence")?,
-        assigned_agent_id: r.col("assigned_agent_id")?,
-        satisfaction: r.col("satisfaction")?,
-        created_at: r.col("created_at")?,
-        updated_at: r.col("updated_at")?,
-        done_at: r.col("done_at")?,
-    })
-}
-
-impl super::FromCols for Task {
-    fn from_cols<R: super::Cols>(row: &R) -> std::result::Result<Self, sqlx::Error> {
-        task_from_row(row)
+impl FromCols for Task {
+    fn from_cols<R: super::Cols>(r: &R) -> std::result::Result<Self, sqlx::Error> {
+        Ok(Task {
+            id: r.col("id")?,
+            kind: r.col("kind")?,
+            customer_id: r.col("customer_id")?,
+            number_e164: r.col("number_e164")?,
+            campaign_id: r.col("campaign_id")?,
+            not_before: r.col("not_before")?,
+            deadline: r.col("deadline")?,
+            priority: r.col("priority")?,
+            preferred_agent_id: r.col("preferred_agent_id")?,
+            pool_after: r.col("pool_after")?,
+            attempts: r.col("attempts")?,
+            max_attempts: r.col("max_attempts")?,
+            state: r.col("state")?,
+            outcome: r.col("outcome")?,
+            note: r.col("note")?,
+            reason: r.col("reason")?,
+            idempotency_key: r.col("idempotency_key")?,
+            merged_count: r.col("merged_count")?,
+            lease_until: r.col("lease_until")?,
+            fence: r.col("fence")?,
+            assigned_agent_id: r.col("assigned_agent_id")?,
+            satisfaction: r.col("satisfaction")?,
+            created_at: r.col("created_at")?,
+            updated_at: r.col("updated_at")?,
+            done_at: r.col("done_at")?,
+        })
     }
 }
 
@@ -259,7 +255,7 @@ impl Storage {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = inserted {
-            return Ok((task_from_row(&row)?, true));
+            return Ok((Task::from_cols(&row)?, true));
         }
         let key = t
             .idempotency_key
@@ -271,7 +267,7 @@ impl Storage {
         .bind(key)
         .fetch_one(&self.pool)
         .await?;
-        Ok((task_from_row(&row)?, false))
+        Ok((Task::from_cols(&row)?, false))
     }
 
     /// Counts one more occurrence folded into an existing task (a further missed call).
@@ -292,7 +288,7 @@ impl Storage {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StorageError::NotFound)?;
-        Ok(task_from_row(&row)?)
+        Ok(Task::from_cols(&row)?)
     }
 
     pub async fn list_tasks(&self, f: &TaskFilter, limit: i64, offset: i64) -> Result<Vec<Task>> {
@@ -344,7 +340,7 @@ impl Storage {
         let rows = q.bind(limit).bind(offset).fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
-            .map(task_from_row)
+            .map(Task::from_cols)
             .collect::<std::result::Result<_, _>>()?)
     }
 
@@ -381,7 +377,7 @@ impl Storage {
         .await?;
         let mut tasks: Vec<Task> = rows
             .iter()
-            .map(task_from_row)
+            .map(Task::from_cols)
             .collect::<std::result::Result<_, _>>()?;
         tasks.sort_by(|a, b| {
             b.priority
@@ -557,7 +553,7 @@ impl Storage {
             .bind(task_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(task) = row.as_ref().map(task_from_row).transpose()? else {
+        let Some(task) = row.as_ref().map(Task::from_cols).transpose()? else {
             return Ok(Err(StartRefusal::Fenced));
         };
         if task.fence != fence || task.state != "reserved" {

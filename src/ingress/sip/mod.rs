@@ -16,6 +16,12 @@
 //!   would; TCP: the connection waits).
 //! - `uas.rs`: the core, a state machine without I/O: transactions, timers, what to answer and
 //!   which call events to report. One task owns it, so it needs no locks.
+//!
+//! The sockets, the TCP connections and the core run on a thread of their own (`ringside-sip`,
+//! a single-threaded runtime), so answers and retransmission timers never queue behind the
+//! daemon's other work: building pops, writing to the database, serving consoles. What reads the
+//! database (redirect lookups) and the submitters below run on the daemon's runtime.
+//!
 //! - `identity.rs`, `dialog_events.rs`: reading callers, dialed numbers, extensions and dialog
 //!   states out of messages.
 //! - `redirect.rs`: redirect mode's database lookup, run on tasks of its own (at most
@@ -114,6 +120,8 @@ pub enum SipStartError {
     InvalidListen(String),
     #[error("sip.subscribe_to = {0:?} is not host:port")]
     InvalidSubscribeTo(String),
+    #[error("cannot start the sip thread: {0}")]
+    Thread(io::Error),
     #[error("cannot listen on sip.listen = {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -142,13 +150,29 @@ impl SipIngress {
             .listen
             .parse()
             .map_err(|_| SipStartError::InvalidListen(settings.sip.listen.clone()))?;
-        let (udp, tcp) = bind(listen).await?;
+        let (udp, tcp) = bind(listen)?;
         let local_addr = udp.local_addr().map_err(|source| SipStartError::Bind {
             address: listen,
             source,
         })?;
         let subscriptions = subscription_config(&settings, local_addr)?
             .map(|config| Subscriptions::new(config, Instant::now()));
+
+        // The sockets belong to the SIP thread's runtime; they are registered with it here so
+        // that every failure is reported before `start` returns.
+        let runtime = SipRuntime::new().map_err(SipStartError::Thread)?;
+        let (udp, tcp) = {
+            let _entered = runtime.enter();
+            let registered = udp
+                .set_nonblocking(true)
+                .and_then(|()| tcp.set_nonblocking(true))
+                .and_then(|()| UdpSocket::from_std(udp))
+                .and_then(|udp| Ok((udp, TcpListener::from_std(tcp)?)));
+            registered.map_err(|source| SipStartError::Bind {
+                address: listen,
+                source,
+            })?
+        };
         tracing::info!(
             sip_udp = %local_addr,
             sip_tcp = %local_addr,
@@ -183,24 +207,21 @@ impl SipIngress {
             redirector: Redirector::new(deps.storage, settings.clone(), deps.directory),
             lookups: Arc::new(Semaphore::new(MAX_REDIRECT_LOOKUPS)),
             inputs: core_tx.clone(),
-            tasks: tasks.clone(),
+            daemon: tokio::runtime::Handle::current(),
+            daemon_tasks: tasks.clone(),
         };
-        tasks.spawn(core.run(core_rx, shutdown.clone()));
-        tasks.spawn(read_udp(
-            udp,
-            intake.clone(),
-            core_tx.clone(),
-            shutdown.clone(),
-        ));
         let idle = Duration::from_secs(settings.sip.tcp_idle_secs.max(1));
-        tasks.spawn(accept_tcp(
+        let wire = Wire {
+            udp,
             tcp,
             intake,
+            core,
             core_tx,
+            core_rx,
             idle,
-            shutdown,
-            tasks.clone(),
-        ));
+        };
+        wire.spawn_thread(runtime, shutdown, tasks)
+            .map_err(SipStartError::Thread)?;
         Ok(SipIngress {
             local_addr,
             counters,
@@ -219,7 +240,7 @@ impl SipIngress {
 
 /// Binds UDP, then TCP on the same port. With port 0 the port UDP got may be taken for TCP, so a
 /// few ports are tried.
-async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), SipStartError> {
+fn bind(listen: SocketAddr) -> Result<(std::net::UdpSocket, std::net::TcpListener), SipStartError> {
     let failed = |source| SipStartError::Bind {
         address: listen,
         source,
@@ -227,15 +248,113 @@ async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), SipStartEr
     let attempts = if listen.port() == 0 { 16 } else { 1 };
     let mut last_error = io::Error::from(io::ErrorKind::AddrInUse);
     for _ in 0..attempts {
-        let udp = UdpSocket::bind(listen).await.map_err(failed)?;
+        let udp = std::net::UdpSocket::bind(listen).map_err(failed)?;
         let bound = udp.local_addr().map_err(failed)?;
-        match TcpListener::bind(bound).await {
+        match std::net::TcpListener::bind(bound) {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(error) if error.kind() == io::ErrorKind::AddrInUse => last_error = error,
             Err(error) => return Err(failed(error)),
         }
     }
     Err(failed(last_error))
+}
+
+/// The SIP thread's runtime. It can be dropped anywhere, also on the daemon's runtime when
+/// `start` fails half-way, where dropping a plain runtime would panic.
+struct SipRuntime(Option<tokio::runtime::Runtime>);
+
+impl SipRuntime {
+    fn new() -> io::Result<SipRuntime> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(SipRuntime(Some(runtime)))
+    }
+
+    /// Makes it the current runtime while the guard lives, so sockets register with it.
+    fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        self.0.as_ref().map(tokio::runtime::Runtime::enter)
+    }
+
+    fn block_on(&self, future: impl std::future::Future<Output = ()>) {
+        if let Some(runtime) = &self.0 {
+            runtime.block_on(future);
+        }
+    }
+}
+
+impl Drop for SipRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The sockets and the core, before they move to the SIP thread.
+struct Wire {
+    udp: Arc<UdpSocket>,
+    tcp: TcpListener,
+    intake: Arc<Intake>,
+    core: Core,
+    core_tx: mpsc::Sender<CoreInput>,
+    core_rx: mpsc::Receiver<CoreInput>,
+    idle: Duration,
+}
+
+impl Wire {
+    /// Runs the sockets, the TCP connections and the core on a thread of their own, so SIP's
+    /// answers and retransmission timers never queue behind the daemon's other work (pops,
+    /// database writes, consoles). The thread stops when `shutdown` is cancelled, or when the
+    /// daemon's runtime goes away without cancelling it; a task on `tasks` lasts as long as the
+    /// thread, so waiting for `tasks` waits for it.
+    fn spawn_thread(
+        self,
+        runtime: SipRuntime,
+        shutdown: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> io::Result<()> {
+        let stop = shutdown.child_token();
+        let (alive, daemon_gone) = tokio::sync::oneshot::channel::<()>();
+        let (finished, thread_done) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("ringside-sip".into())
+            .spawn(move || {
+                runtime.block_on(self.run(stop, daemon_gone));
+                drop(runtime);
+                let _ = finished.send(());
+            })?;
+        tasks.spawn(async move {
+            let _alive = alive;
+            let _ = thread_done.await;
+        });
+        Ok(())
+    }
+
+    async fn run(self, stop: CancellationToken, daemon_gone: tokio::sync::oneshot::Receiver<()>) {
+        let tasks = TaskTracker::new();
+        tasks.spawn(self.core.run(self.core_rx, stop.clone()));
+        tasks.spawn(read_udp(
+            self.udp,
+            self.intake.clone(),
+            self.core_tx.clone(),
+            stop.clone(),
+        ));
+        tasks.spawn(accept_tcp(
+            self.tcp,
+            self.intake,
+            self.core_tx,
+            self.idle,
+            stop.clone(),
+            tasks.clone(),
+        ));
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = daemon_gone => stop.cancel(),
+        }
+        tasks.close();
+        tasks.wait().await;
+    }
 }
 
 /// Where and as whom to subscribe, when `sip.subscribe_extensions` asks for it.
@@ -641,7 +760,9 @@ struct Core {
     redirector: Redirector,
     lookups: Arc<Semaphore>,
     inputs: mpsc::Sender<CoreInput>,
-    tasks: TaskTracker,
+    /// Redirect lookups read the database, so they run on the daemon's runtime, not SIP's.
+    daemon: tokio::runtime::Handle,
+    daemon_tasks: TaskTracker,
 }
 
 impl Core {
@@ -689,7 +810,7 @@ impl Core {
                         Ok(permit) => {
                             let redirector = self.redirector.clone();
                             let inputs = self.inputs.clone();
-                            self.tasks.spawn(async move {
+                            let lookup = async move {
                                 let decision = match tokio::time::timeout(
                                     REDIRECT_LOOKUP_TIMEOUT,
                                     redirector.decide(&query),
@@ -706,7 +827,8 @@ impl Core {
                                 };
                                 let _ = inputs.send(CoreInput::Redirect { key, decision }).await;
                                 drop(permit);
-                            });
+                            };
+                            self.daemon_tasks.spawn_on(lookup, &self.daemon);
                         }
                         Err(_) => {
                             self.counters.count_drop(DropReason::LookupBusy);

@@ -13,7 +13,8 @@
 //! task applies events in arrival order and turns effects into work: pops are matched and built on tasks of their own
 //! (database lookups must not hold up other calls' events), updates go straight to the hub (which
 //! settles the race between a slow pop and a fast update), ended calls are recorded as
-//! interactions. Matching is done once per call and shared by every pop of that call, so a
+//! interactions (with the callback a missed call leaves) by the call recorder, a task of its own
+//! that, like the journal writer, writes what queued up meanwhile in one transaction. Matching is done once per call and shared by every pop of that call, so a
 //! ring-all queue creates at most one provisional contact.
 
 use std::collections::HashMap;
@@ -34,10 +35,12 @@ use crate::call::{
 use crate::directory::Directory;
 use crate::hub::Hub;
 use crate::matching::{self, MatchResult};
+use crate::outbound::generators;
 use crate::settings::Settings;
-use crate::storage::interactions::NewInteraction;
+use crate::storage::interactions::{self, NewInteraction};
 use crate::storage::privacy::PopViewed;
-use crate::storage::{Storage, StorageError, now_ms};
+use crate::storage::tasks::{self, NewTask};
+use crate::storage::{Storage, StorageError, WriteTx, now_ms};
 use crate::telemetry::Pii;
 
 /// Everything effects need to be carried out.
@@ -72,6 +75,10 @@ struct Pending {
 pub const JOURNAL_QUEUE: usize = 4096;
 /// The most events one journal transaction takes.
 pub const JOURNAL_BATCH: usize = 1024;
+/// Ended calls waiting for the call recorder; when full, the tasks preparing them wait.
+pub const RECORDER_QUEUE: usize = 4096;
+/// The most ended calls one recorder transaction takes.
+pub const RECORDER_BATCH: usize = 256;
 /// How soon processed events are marked when no new event comes to carry the marks.
 const MARK_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -80,6 +87,8 @@ const MARK_INTERVAL: Duration = Duration::from_millis(250);
 pub struct Calls {
     tx: mpsc::Sender<Command>,
     journal: mpsc::Sender<Pending>,
+    /// Ended calls, prepared, for the call recorder.
+    recorder: mpsc::Sender<EndedCall>,
     /// Journal ids the model has processed, for the journal writer's next transaction.
     processed: Arc<Mutex<Vec<i64>>>,
     /// Pops that showed a customer, for the audit trail in the journal writer's next transaction.
@@ -132,9 +141,11 @@ impl Calls {
     ) -> Result<(Calls, tokio::task::JoinHandle<()>), StorageError> {
         let (tx, rx) = mpsc::channel(4096);
         let (journal, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
+        let (recorder, recorder_rx) = mpsc::channel(RECORDER_QUEUE);
         let calls = Calls {
             tx,
             journal,
+            recorder,
             processed: Arc::new(Mutex::new(Vec::new())),
             viewed: Arc::new(Mutex::new(Vec::new())),
             deps: deps.clone(),
@@ -148,10 +159,12 @@ impl Calls {
         let pending = deps.storage.unprocessed_events(100_000).await?;
         let runner = calls.clone();
         let writer = calls.clone();
+        let recorder = calls.clone();
         let handle = tokio::spawn(async move {
             tokio::join!(
                 runner.run(CallModel::new(config), rx, pending, shutdown.clone()),
-                writer.write_journal(journal_rx, shutdown),
+                writer.write_journal(journal_rx, shutdown.clone()),
+                recorder.record_calls(recorder_rx, shutdown),
             );
         });
         Ok((calls, handle))
@@ -477,95 +490,185 @@ impl Calls {
                 tokio::spawn(async move {
                     hub.ended(call.call_id.clone(), call.outcome.as_str().to_string())
                         .await;
-                    if let Err(e) = this.record(&call).await {
-                        tracing::warn!(call_id = call.call_id, error = %e, "could not record the call");
+                    let call_id = call.call_id.clone();
+                    match this.prepare_record(call).await {
+                        Ok(ended) => {
+                            if this.recorder.send(ended).await.is_err() {
+                                tracing::warn!(
+                                    call_id,
+                                    "call not recorded: the call service has stopped"
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(call_id, error = %e, "could not record the call");
+                        }
                     }
                     this.matches
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .remove(&call.call_id);
+                        .remove(&call_id);
                 });
             }
         }
     }
 
-    /// Stores an ended call as an interaction on its customer (missed calls included).
-    async fn record(&self, call: &CallRecord) -> Result<(), StorageError> {
+    /// What recording an ended call takes, found before the recorder's transaction: its customer
+    /// and, for a missed inbound call, the callback it leaves.
+    async fn prepare_record(&self, call: CallRecord) -> Result<EndedCall, StorageError> {
         let deps = &self.deps;
-        let customer_id = match self.matched(&call.call_id).await {
-            Some(m) => m.best().map(|c| c.customer.id),
-            None => {
-                let remote = match call.direction {
-                    Direction::Inbound => call.caller.as_ref(),
-                    Direction::Outbound => call.dialed.as_ref(),
-                };
-                matching::match_caller(&deps.storage, &deps.settings, remote, None, &[], false)
-                    .await?
-                    .best()
-                    .map(|c| c.customer.id)
-            }
-        };
         let remote = match call.direction {
             Direction::Inbound => call.caller.as_ref(),
             Direction::Outbound => call.dialed.as_ref(),
         };
-        let agent_id = call.answered_by.map(|a| a.0);
-        match deps.storage.call_interaction(&call.call_id).await? {
-            Some(existing) => {
-                deps.storage
-                    .finish_call_interaction(
-                        existing.id,
-                        call.answered_at_ms,
-                        call.ended_at_ms,
-                        call.outcome.as_str(),
-                        agent_id,
-                    )
-                    .await?;
-            }
-            None => {
-                deps.storage
-                    .add_interaction(&NewInteraction {
-                        customer_id,
-                        call_id: Some(call.call_id.clone()),
-                        kind: "call".into(),
-                        direction: Some(call.direction.as_str().into()),
-                        number_raw: remote.map(|p| p.raw.clone()),
-                        number_e164: remote.and_then(|p| p.e164.clone()),
-                        agent_id,
-                        started_at: call.started_at_ms,
-                        answered_at: call.answered_at_ms,
-                        ended_at: Some(call.ended_at_ms),
-                        outcome: Some(call.outcome.as_str().into()),
-                        ..Default::default()
-                    })
-                    .await?;
-            }
-        }
-        // The interaction first: whoever sees the callback task finds the call it is for.
-        if call.direction == Direction::Inbound {
-            if let Some(cid) = customer_id {
-                if call.outcome.wants_callback() {
-                    if let Some(e164) = remote.and_then(|p| p.e164.as_deref()) {
-                        crate::outbound::generators::missed_call(
-                            &deps.storage,
-                            &deps.settings,
-                            &deps.directory,
-                            cid,
-                            e164,
-                            call.started_at_ms,
-                        )
-                        .await?;
-                    }
-                } else if matches!(
+        let customer_id = match self.matched(&call.call_id).await {
+            Some(m) => m.best().map(|c| c.customer.id),
+            None => matching::match_caller(&deps.storage, &deps.settings, remote, None, &[], false)
+                .await?
+                .best()
+                .map(|c| c.customer.id),
+        };
+        let mut callback = None;
+        let mut got_through = false;
+        if let (Direction::Inbound, Some(id)) = (call.direction, customer_id) {
+            if call.outcome.wants_callback() {
+                if let Some(e164) = remote.and_then(|p| p.e164.as_deref()) {
+                    let customer = deps.storage.customer(id).await?;
+                    callback = Some(generators::missed_call(
+                        &deps.settings,
+                        &deps.directory,
+                        &customer,
+                        e164,
+                        call.started_at_ms,
+                    ));
+                }
+            } else {
+                got_through = matches!(
                     call.outcome,
                     crate::call::Outcome::Answered | crate::call::Outcome::AnsweredElsewhere
-                ) {
-                    crate::outbound::generators::customer_got_through(&deps.storage, cid).await?;
-                }
+                );
             }
         }
+        Ok(EndedCall {
+            call,
+            customer_id,
+            callback,
+            got_through,
+        })
+    }
+
+    /// The call recorder: takes the ended calls prepared meanwhile (at most [`RECORDER_BATCH`])
+    /// and records them in one transaction. When that fails, each is tried on its own, so one
+    /// call the database refuses does not take the others with it.
+    async fn record_calls(self, mut queue: mpsc::Receiver<EndedCall>, shutdown: CancellationToken) {
+        let mut batch: Vec<EndedCall> = Vec::with_capacity(RECORDER_BATCH);
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    // What is queued still gets written at a clean stop.
+                    queue.close();
+                    queue.recv_many(&mut batch, RECORDER_QUEUE).await
+                }
+                received = queue.recv_many(&mut batch, RECORDER_BATCH) => received,
+            };
+            if received == 0 {
+                break;
+            }
+            if let Err(error) = self.record_batch(&batch).await {
+                tracing::debug!(calls = batch.len(), %error, "call batch not recorded; recording one by one");
+                for ended in &batch {
+                    if let Err(error) = self.record_batch(std::slice::from_ref(ended)).await {
+                        tracing::warn!(call_id = ended.call.call_id, %error, "could not record the call");
+                    }
+                }
+            }
+            batch.clear();
+            if shutdown.is_cancelled() {
+                break;
+            }
+        }
+    }
+
+    /// Stores ended calls as interactions on their customers (missed calls included), with the
+    /// callbacks missed calls leave and the callbacks no longer owed cancelled.
+    async fn record_batch(&self, batch: &[EndedCall]) -> Result<(), StorageError> {
+        let mut tx = self.deps.storage.begin_write().await?;
+        for ended in batch {
+            record_call(&mut tx, ended).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
+}
+
+/// An ended call ready for the recorder.
+struct EndedCall {
+    call: CallRecord,
+    customer_id: Option<i64>,
+    /// The callback a missed inbound call of a known customer leaves.
+    callback: Option<NewTask>,
+    /// An answered inbound call: the customer's missed-call callback is no longer owed.
+    got_through: bool,
+}
+
+/// Records one ended call within the recorder's transaction.
+async fn record_call(tx: &mut WriteTx, ended: &EndedCall) -> Result<(), StorageError> {
+    let call = &ended.call;
+    let agent_id = call.answered_by.map(|a| a.0);
+    match interactions::call_interaction_id(&mut **tx, &call.call_id).await? {
+        Some(id) => {
+            interactions::finish_call_interaction(
+                &mut **tx,
+                id,
+                call.answered_at_ms,
+                call.ended_at_ms,
+                call.outcome.as_str(),
+                agent_id,
+            )
+            .await?;
+        }
+        None => {
+            let remote = match call.direction {
+                Direction::Inbound => call.caller.as_ref(),
+                Direction::Outbound => call.dialed.as_ref(),
+            };
+            interactions::insert_interaction(
+                &mut **tx,
+                &NewInteraction {
+                    customer_id: ended.customer_id,
+                    call_id: Some(call.call_id.clone()),
+                    kind: "call".into(),
+                    direction: Some(call.direction.as_str().into()),
+                    number_raw: remote.map(|p| p.raw.clone()),
+                    number_e164: remote.and_then(|p| p.e164.clone()),
+                    agent_id,
+                    started_at: call.started_at_ms,
+                    answered_at: call.answered_at_ms,
+                    ended_at: Some(call.ended_at_ms),
+                    outcome: Some(call.outcome.as_str().into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        }
+    }
+    // Written with the interaction: whoever sees the callback task finds the call it is for.
+    if let Some(callback) = &ended.callback {
+        let (task, created) = tasks::create_task(&mut **tx, callback).await?;
+        if !created {
+            tasks::bump_merged(&mut **tx, task.id).await?;
+        }
+    }
+    if let (true, Some(customer_id)) = (ended.got_through, ended.customer_id) {
+        tasks::cancel_open_tasks(
+            &mut **tx,
+            customer_id,
+            generators::MISSED_CALL_CALLBACK,
+            generators::CUSTOMER_GOT_THROUGH,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// What the journal writer's next transaction is to carry, taken for this one.

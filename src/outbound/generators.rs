@@ -8,6 +8,7 @@ use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
 
 use crate::directory::Directory;
 use crate::settings::Settings;
+use crate::storage::customers::Customer;
 use crate::storage::interactions::Complaint;
 use crate::storage::tasks::{NewTask, Task};
 use crate::storage::{Result, Storage, now_ms};
@@ -16,55 +17,46 @@ fn hours(h: i64) -> i64 {
     h * 3_600_000
 }
 
-/// A missed or abandoned inbound call: one open callback per customer, further misses merged in.
+/// A missed or abandoned inbound call: one open callback per customer, further misses merged in
+/// (the call recorder creates it with its idempotency key and bumps the open one's count).
 /// The callback keeps the place its caller had: it is ordered by the time of the first missed call.
-pub async fn missed_call(
-    storage: &Storage,
+pub fn missed_call(
     settings: &Settings,
     directory: &Directory,
-    customer_id: i64,
+    customer: &Customer,
     number_e164: &str,
     called_at: i64,
-) -> Result<(Task, bool)> {
-    let customer = storage.customer(customer_id).await?;
+) -> NewTask {
     let preferred = customer
         .account_manager
         .as_deref()
         .and_then(|m| directory.id_by_name(m));
     let now = now_ms();
-    let (task, created) = storage
-        .create_task(&NewTask {
-            kind: "missed_call_callback".into(),
-            customer_id: Some(customer_id),
-            number_e164: number_e164.to_string(),
-            not_before: now,
-            deadline: Some(now + hours(settings.outbound.callback_deadline_hours)),
-            priority: super::priority(
-                "missed_call_callback",
-                Some(&customer.tier),
-                customer.key_account,
-            ),
-            preferred_agent_id: preferred,
-            pool_after: preferred.map(|_| now + settings.outbound.preferred_agent_wait_secs * 1000),
-            max_attempts: settings.outbound.max_attempts,
-            reason: Some("missed call".into()),
-            idempotency_key: Some(format!("callback:{customer_id}")),
-            created_at: Some(called_at),
-            ..Default::default()
-        })
-        .await?;
-    if !created {
-        storage.bump_merged(task.id).await?;
+    NewTask {
+        kind: MISSED_CALL_CALLBACK.into(),
+        customer_id: Some(customer.id),
+        number_e164: number_e164.to_string(),
+        not_before: now,
+        deadline: Some(now + hours(settings.outbound.callback_deadline_hours)),
+        priority: super::priority(
+            MISSED_CALL_CALLBACK,
+            Some(&customer.tier),
+            customer.key_account,
+        ),
+        preferred_agent_id: preferred,
+        pool_after: preferred.map(|_| now + settings.outbound.preferred_agent_wait_secs * 1000),
+        max_attempts: settings.outbound.max_attempts,
+        reason: Some("missed call".into()),
+        idempotency_key: Some(format!("callback:{}", customer.id)),
+        created_at: Some(called_at),
+        ..Default::default()
     }
-    Ok((task, created))
 }
 
-/// The customer got through: their open missed-call callback is no longer owed.
-pub async fn customer_got_through(storage: &Storage, customer_id: i64) -> Result<u64> {
-    storage
-        .cancel_open_tasks(customer_id, "missed_call_callback", "customer_got_through")
-        .await
-}
+/// The kind of the task a missed call leaves.
+pub const MISSED_CALL_CALLBACK: &str = "missed_call_callback";
+/// The outcome of a missed-call callback that is no longer owed because the customer got through.
+pub const CUSTOMER_GOT_THROUGH: &str = "customer_got_through";
 
 /// A callback the customer asked for, at `at` (one open request per customer).
 pub async fn requested_callback(

@@ -601,7 +601,7 @@ impl Storage {
 }
 
 pub(crate) async fn insert_customer(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     d: &CustomerDraft,
     now: i64,
 ) -> Result<i64> {
@@ -623,14 +623,14 @@ pub(crate) async fn insert_customer(
     .bind(&d.email)
     .bind(d.provisional as i64)
     .bind(now)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     Ok(row.try_get("id")?)
 }
 
 /// Updates the fields an import row carries; empty fields in the row leave stored values alone.
 pub(crate) async fn merge_customer(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     id: i64,
     d: &CustomerDraft,
     now: i64,
@@ -655,14 +655,14 @@ pub(crate) async fn merge_customer(
     .bind(&d.external_id)
     .bind(now)
     .bind(id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Inserts phones in one multi-row statement per 250 numbers.
 pub(crate) async fn insert_phones_for(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     phones: &[(i64, &NewPhone)],
 ) -> Result<()> {
     const COLS: usize = 9;
@@ -693,22 +693,18 @@ pub(crate) async fn insert_phones_for(
                 .bind(p.primary as i64)
                 .bind(n.valid as i64);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     Ok(())
 }
 
-async fn insert_phones(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: i64,
-    phones: &[NewPhone],
-) -> Result<()> {
+async fn insert_phones(tx: &mut sqlx::AnyConnection, id: i64, phones: &[NewPhone]) -> Result<()> {
     let list: Vec<(i64, &NewPhone)> = phones.iter().map(|p| (id, p)).collect();
     insert_phones_for(tx, &list).await
 }
 
 pub(crate) async fn insert_tags_for(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     tags: &[(i64, &str)],
 ) -> Result<()> {
     let sqlite = is_sqlite(tx);
@@ -727,22 +723,18 @@ pub(crate) async fn insert_tags_for(
         for (id, tag) in chunk {
             q = q.bind(*id).bind(*tag);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     Ok(())
 }
 
-async fn insert_tags(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: i64,
-    tags: &[String],
-) -> Result<()> {
+async fn insert_tags(tx: &mut sqlx::AnyConnection, id: i64, tags: &[String]) -> Result<()> {
     let list: Vec<(i64, &str)> = tags.iter().map(|t| (id, t.as_str())).collect();
     insert_tags_for(tx, &list).await
 }
 
 pub(crate) async fn insert_asset(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     customer_id: i64,
     a: &AssetDraft,
     now: i64,
@@ -772,7 +764,7 @@ pub(crate) async fn insert_asset(
     .bind(a.mileage_km)
     .bind(&a.next_service_due)
     .bind(now)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     Ok(row.try_get("id")?)
 }

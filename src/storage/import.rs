@@ -107,6 +107,8 @@ impl NumberIds {
 /// An open import transaction; batches written through it become visible on `commit`.
 pub struct ImportTx<'c> {
     tx: sqlx::Transaction<'c, sqlx::Any>,
+    /// A dry run's transaction holds the daemon's write gate, as every write transaction does.
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// Bulk statements use anonymous placeholders on SQLite ([`bulk_placeholders`]).
     sqlite: bool,
     /// For an import into an empty base, the numbers stored so far (else they are looked up).
@@ -130,8 +132,10 @@ pub struct Importer {
 impl Storage {
     /// A transaction for a whole dry run (rolled back at the end).
     pub async fn begin_import(&self) -> Result<ImportTx<'static>> {
+        let (tx, gate) = self.begin_write().await?.into_parts();
         Ok(ImportTx {
-            tx: self.begin_write().await?,
+            tx,
+            _gate: gate,
             sqlite: self.kind == DbKind::Sqlite,
             numbers: None,
         })
@@ -205,6 +209,7 @@ impl Importer {
         };
         Ok(ImportTx {
             tx,
+            _gate: None,
             sqlite: self.sqlite,
             numbers: self.bulk.as_mut(),
         })

@@ -109,29 +109,8 @@ impl FromCols for Complaint {
 
 impl Storage {
     pub async fn add_interaction(&self, new: &NewInteraction) -> Result<Interaction> {
-        let row = sqlx::query(
-            "INSERT INTO interactions (customer_id, call_id, kind, direction, number_raw, number_e164, agent_id, \
-             started_at, answered_at, ended_at, outcome, disposition, note, satisfaction, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-        )
-        .bind(new.customer_id)
-        .bind(&new.call_id)
-        .bind(&new.kind)
-        .bind(&new.direction)
-        .bind(&new.number_raw)
-        .bind(&new.number_e164)
-        .bind(new.agent_id)
-        .bind(new.started_at)
-        .bind(new.answered_at)
-        .bind(new.ended_at)
-        .bind(&new.outcome)
-        .bind(&new.disposition)
-        .bind(&new.note)
-        .bind(new.satisfaction)
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await?;
-        self.interaction(row.try_get("id")?).await
+        let id = insert_interaction(&self.pool, new).await?;
+        self.interaction(id).await
     }
 
     pub async fn interaction(&self, id: i64) -> Result<Interaction> {
@@ -183,29 +162,6 @@ impl Storage {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        Ok(())
-    }
-
-    /// Fills in the outcome and times of a call interaction when the call ends.
-    pub async fn finish_call_interaction(
-        &self,
-        id: i64,
-        answered_at: Option<i64>,
-        ended_at: i64,
-        outcome: &str,
-        agent_id: Option<i64>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE interactions SET answered_at = COALESCE(answered_at, $1), ended_at = $2, outcome = $3, \
-             agent_id = COALESCE(agent_id, $4) WHERE id = $5",
-        )
-        .bind(answered_at)
-        .bind(ended_at)
-        .bind(outcome)
-        .bind(agent_id)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 
@@ -419,4 +375,71 @@ impl Storage {
             .await?;
         Ok(chosen.first().map(|id| id.0))
     }
+}
+
+/// Inserts an interaction; returns its id.
+pub(crate) async fn insert_interaction<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    new: &NewInteraction,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO interactions (customer_id, call_id, kind, direction, number_raw, number_e164, agent_id, \
+         started_at, answered_at, ended_at, outcome, disposition, note, satisfaction, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+    )
+    .bind(new.customer_id)
+    .bind(&new.call_id)
+    .bind(&new.kind)
+    .bind(&new.direction)
+    .bind(&new.number_raw)
+    .bind(&new.number_e164)
+    .bind(new.agent_id)
+    .bind(new.started_at)
+    .bind(new.answered_at)
+    .bind(new.ended_at)
+    .bind(&new.outcome)
+    .bind(&new.disposition)
+    .bind(&new.note)
+    .bind(new.satisfaction)
+    .bind(now_ms())
+    .fetch_one(db)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// The id of the call interaction recorded for a call id, if any.
+pub(crate) async fn call_interaction_id<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    call_id: &str,
+) -> Result<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT id FROM interactions WHERE call_id = $1 AND kind = 'call' ORDER BY id LIMIT 1",
+    )
+    .bind(call_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| row.try_get("id")).transpose()?)
+}
+
+/// Fills in the outcome and times of a call interaction when the call ends.
+pub(crate) async fn finish_call_interaction<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: i64,
+    answered_at: Option<i64>,
+    ended_at: i64,
+    outcome: &str,
+    agent_id: Option<i64>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE interactions SET answered_at = COALESCE(answered_at, $1), ended_at = $2, outcome = $3, \
+         agent_id = COALESCE(agent_id, $4) WHERE id = $5",
+    )
+    .bind(answered_at)
+    .bind(ended_at)
+    .bind(outcome)
+    .bind(agent_id)
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
 }

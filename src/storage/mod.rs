@@ -91,6 +91,51 @@ pub struct Storage {
     salt: std::sync::Arc<tokio::sync::OnceCell<String>>,
     /// SQLite's point reads on the calling thread ([`readers`]); none on PostgreSQL.
     readers: Option<std::sync::Arc<readers::Readers>>,
+    /// Taken by every write transaction on SQLite, which has one write lock per file: writers
+    /// wait for each other here, in turn, instead of in SQLite's busy handler, which polls with
+    /// sleeps of 1 ms and more.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction ([`Storage::begin_write`]). It derefs to the connection, so statements run
+/// on `&mut *tx`; on SQLite it holds the write gate until it is committed or dropped.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+
+    /// The transaction and the gate it holds, for a holder that keeps both (an import's dry run).
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        sqlx::Transaction<'static, sqlx::Any>,
+        Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) {
+        (self.tx, self.gate)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -160,18 +205,29 @@ impl Storage {
             kind,
             salt: Default::default(),
             readers,
+            write_gate: Default::default(),
         })
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
     /// a deferred transaction that reads first and writes later fails with "database is locked"
-    /// when another connection wrote in between, and no busy timeout can save it.
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    /// when another connection wrote in between, and no busy timeout can save it. Write
+    /// transactions of this process take turns at the write gate first (see [`Storage`]); one
+    /// must not be begun while the same task holds another.
+    pub(crate) async fn begin_write(&self) -> std::result::Result<WriteTx, sqlx::Error> {
         match self.kind {
-            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            DbKind::Postgres => self.pool.begin().await,
+            DbKind::Sqlite => {
+                let gate = self.write_gate.clone().lock_owned().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx {
+                    tx,
+                    gate: Some(gate),
+                })
+            }
+            DbKind::Postgres => Ok(WriteTx {
+                tx: self.pool.begin().await?,
+                gate: None,
+            }),
         }
     }
 

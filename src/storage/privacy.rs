@@ -22,10 +22,7 @@ pub struct PopViewed {
 
 /// Records pops in the audit trail within the caller's transaction (the call journal's), many
 /// rows to a statement.
-pub(super) async fn audit_pops(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    viewed: &[PopViewed],
-) -> Result<()> {
+pub(super) async fn audit_pops(tx: &mut sqlx::AnyConnection, viewed: &[PopViewed]) -> Result<()> {
     let mut rest = viewed;
     for size in statement_sizes(viewed.len(), AUDIT_ROWS_PER_STATEMENT) {
         let (chunk, tail) = rest.split_at(size);
@@ -48,7 +45,7 @@ pub(super) async fn audit_pops(
         for pop in chunk {
             query = query.bind(pop.at).bind(pop.customer_id).bind(&pop.detail);
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *tx).await?;
     }
     Ok(())
 }

@@ -231,55 +231,12 @@ pub enum StartRefusal {
 impl Storage {
     /// Creates a task unless one with the same idempotency key exists; returns it and whether it is new.
     pub async fn create_task(&self, t: &NewTask) -> Result<(Task, bool)> {
-        let now = now_ms();
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO tasks (kind, customer_id, number_e164, campaign_id, not_before, deadline, priority, \
-             preferred_agent_id, pool_after, max_attempts, reason, idempotency_key, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING {TASK_COLUMNS}"
-        ))
-        .bind(&t.kind)
-        .bind(t.customer_id)
-        .bind(&t.number_e164)
-        .bind(t.campaign_id)
-        .bind(t.not_before)
-        .bind(t.deadline)
-        .bind(t.priority)
-        .bind(t.preferred_agent_id)
-        .bind(t.pool_after)
-        .bind(if t.max_attempts > 0 { t.max_attempts } else { 5 })
-        .bind(&t.reason)
-        .bind(&t.idempotency_key)
-        .bind(t.created_at.unwrap_or(now))
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = inserted {
-            return Ok((Task::from_cols(&row)?, true));
-        }
-        let key = t
-            .idempotency_key
-            .as_deref()
-            .ok_or_else(|| StorageError::Other("task insert returned nothing".into()))?;
-        let row = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = $1"
-        ))
-        .bind(key)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((Task::from_cols(&row)?, false))
+        create_task(&mut *self.pool.acquire().await?, t).await
     }
 
     /// Counts one more occurrence folded into an existing task (a further missed call).
     pub async fn bump_merged(&self, id: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE tasks SET merged_count = merged_count + 1, updated_at = $1 WHERE id = $2",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        bump_merged(&self.pool, id).await
     }
 
     pub async fn task(&self, id: i64) -> Result<Task> {
@@ -485,7 +442,7 @@ impl Storage {
     /// The facts the dial policy needs, read inside the attempt's transaction.
     async fn dial_facts(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut super::WriteTx,
         task: &Task,
         day_start: i64,
     ) -> Result<DialFacts> {
@@ -710,19 +667,7 @@ impl Storage {
         kind: &str,
         outcome: &str,
     ) -> Result<u64> {
-        let now = now_ms();
-        Ok(sqlx::query(
-            "UPDATE tasks SET state = 'cancelled', outcome = $1, done_at = $2, updated_at = $2, lease_until = NULL, \
-             idempotency_key = CASE WHEN kind IN ('missed_call_callback', 'requested_callback') THEN NULL ELSE idempotency_key END \
-             WHERE customer_id = $3 AND kind = $4 AND state IN ('pending', 'reserved')",
-        )
-        .bind(outcome)
-        .bind(now)
-        .bind(customer_id)
-        .bind(kind)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        cancel_open_tasks(&self.pool, customer_id, kind, outcome).await
     }
 
     /// Cancels every open task of a number or customer (opt-out, erasure).
@@ -1050,4 +995,83 @@ impl Storage {
         .await?;
         Ok(row.map(|r| r.try_get("e164")).transpose()?)
     }
+}
+
+/// Creates a task unless one with the same idempotency key exists; returns it and whether it is new.
+pub(crate) async fn create_task(
+    conn: &mut sqlx::AnyConnection,
+    t: &NewTask,
+) -> Result<(Task, bool)> {
+    let now = now_ms();
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO tasks (kind, customer_id, number_e164, campaign_id, not_before, deadline, priority, \
+         preferred_agent_id, pool_after, max_attempts, reason, idempotency_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING {TASK_COLUMNS}"
+    ))
+    .bind(&t.kind)
+    .bind(t.customer_id)
+    .bind(&t.number_e164)
+    .bind(t.campaign_id)
+    .bind(t.not_before)
+    .bind(t.deadline)
+    .bind(t.priority)
+    .bind(t.preferred_agent_id)
+    .bind(t.pool_after)
+    .bind(if t.max_attempts > 0 { t.max_attempts } else { 5 })
+    .bind(&t.reason)
+    .bind(&t.idempotency_key)
+    .bind(t.created_at.unwrap_or(now))
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok((Task::from_cols(&row)?, true));
+    }
+    let key = t
+        .idempotency_key
+        .as_deref()
+        .ok_or_else(|| StorageError::Other("task insert returned nothing".into()))?;
+    let row = sqlx::query(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = $1"
+    ))
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((Task::from_cols(&row)?, false))
+}
+
+/// Counts one more occurrence folded into an existing task (a further missed call).
+pub(crate) async fn bump_merged<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE tasks SET merged_count = merged_count + 1, updated_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Cancels the open tasks of one kind of a customer; returns how many.
+pub(crate) async fn cancel_open_tasks<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    customer_id: i64,
+    kind: &str,
+    outcome: &str,
+) -> Result<u64> {
+    let now = now_ms();
+    Ok(sqlx::query(
+        "UPDATE tasks SET state = 'cancelled', outcome = $1, done_at = $2, updated_at = $2, lease_until = NULL, \
+         idempotency_key = CASE WHEN kind IN ('missed_call_callback', 'requested_callback') THEN NULL ELSE idempotency_key END \
+         WHERE customer_id = $3 AND kind = $4 AND state IN ('pending', 'reserved')",
+    )
+    .bind(outcome)
+    .bind(now)
+    .bind(customer_id)
+    .bind(kind)
+    .execute(db)
+    .await?
+    .rows_affected())
 }

@@ -153,6 +153,12 @@ struct Figures {
     post_p99_ms: f64,
     ended_p50_ms: f64,
     ended_p99_ms: f64,
+    /// The same latencies split: callers with a customer, and new callers (provisional contacts).
+    known_p50_ms: f64,
+    known_p99_ms: f64,
+    new_callers: usize,
+    new_p50_ms: f64,
+    new_p99_ms: f64,
     consoles_closed: usize,
 }
 
@@ -283,6 +289,14 @@ async fn server(fd_limit: u64) {
         counters.pops_sent.load(Ordering::Relaxed),
         counters.slow_disconnects.load(Ordering::Relaxed),
         figures.consoles_closed,
+    );
+    println!(
+        "event→pop of callers with a customer: p50 {:.2} ms, p99 {:.2} ms; of {} new callers (a provisional contact created): p50 {:.2} ms, p99 {:.2} ms",
+        figures.known_p50_ms,
+        figures.known_p99_ms,
+        figures.new_callers,
+        figures.new_p50_ms,
+        figures.new_p99_ms,
     );
     println!(
         "| database | event→pop p50 | p99 | max | pops | lost | misrouted | with customer | POST p50 / p99 | hangup→ended p50 / p99 | KB per idle connection |"
@@ -450,9 +464,11 @@ async fn load_generator(plan_path: String) {
     let target: Vec<u32> = (0..calls)
         .map(|_| rng.gen_range(0..plan.consoles.len()) as u32)
         .collect();
+    let mut unknown = vec![false; calls];
     let callers: Vec<String> = (0..calls)
         .map(|k| {
             let customer = if rng.gen_ratio(1, 20) {
+                unknown[k] = true;
                 plan.customers + k // nobody has this number
             } else {
                 rng.gen_range(0..plan.customers)
@@ -607,6 +623,21 @@ async fn load_generator(plan_path: String) {
         out
     };
     let latencies = collect(&shared.pop_latency);
+    let split = |new: bool| {
+        let mut out: Vec<u64> = (0..calls)
+            .filter(|&k| unknown[k] == new)
+            .map(|k| shared.pop_latency[k].load(Ordering::Acquire))
+            .filter(|&n| n > 0)
+            .collect();
+        out.sort_unstable();
+        out
+    };
+    let (known, new) = (split(false), split(true));
+    figures.known_p50_ms = pct(&known, 0.5);
+    figures.known_p99_ms = pct(&known, 0.99);
+    figures.new_callers = new.len();
+    figures.new_p50_ms = pct(&new, 0.5);
+    figures.new_p99_ms = pct(&new, 0.99);
     let ended = collect(&shared.ended_latency);
     let mut posts = std::mem::take(&mut *posts.lock().unwrap_or_else(|p| p.into_inner()));
     posts.sort_unstable();

@@ -574,10 +574,12 @@ impl Calls {
             if received == 0 {
                 break;
             }
-            if let Err(error) = self.record_batch(&batch).await {
-                tracing::debug!(calls = batch.len(), %error, "call batch not recorded; recording one by one");
-                for ended in &batch {
-                    if let Err(error) = self.record_batch(std::slice::from_ref(ended)).await {
+            let mut committed = 0;
+            if let Err(error) = self.record_batch(&batch, &mut committed).await {
+                tracing::debug!(calls = batch.len() - committed, %error, "call batch not recorded; recording one by one");
+                for ended in batch.get(committed..).unwrap_or_default() {
+                    let one = std::slice::from_ref(ended);
+                    if let Err(error) = self.record_batch(one, &mut 0).await {
                         tracing::warn!(call_id = ended.call.call_id, %error, "could not record the call");
                     }
                 }
@@ -591,12 +593,28 @@ impl Calls {
 
     /// Stores ended calls as interactions on their customers (missed calls included), with the
     /// callbacks missed calls leave and the callbacks no longer owed cancelled.
-    async fn record_batch(&self, batch: &[EndedCall]) -> Result<(), StorageError> {
-        let mut tx = self.deps.storage.begin_write().await?;
-        for ended in batch {
+    /// A write someone waits for (a new caller's provisional contact, say) is let in between two
+    /// calls: what is written so far is committed and the rest goes in a new transaction.
+    /// `committed` counts the calls of `batch` committed, also when a later one fails.
+    async fn record_batch(
+        &self,
+        batch: &[EndedCall],
+        committed: &mut usize,
+    ) -> Result<(), StorageError> {
+        let storage = &self.deps.storage;
+        let mut tx = storage.begin_write().await?;
+        let mut written = 0;
+        for (n, ended) in batch.iter().enumerate() {
             record_call(&mut tx, ended).await?;
+            written += 1;
+            if n + 1 < batch.len() && storage.writers_waiting() {
+                tx.commit().await?;
+                *committed += std::mem::take(&mut written);
+                tx = storage.begin_write().await?;
+            }
         }
         tx.commit().await?;
+        *committed += written;
         Ok(())
     }
 }
@@ -654,7 +672,7 @@ async fn record_call(tx: &mut WriteTx, ended: &EndedCall) -> Result<(), StorageE
     }
     // Written with the interaction: whoever sees the callback task finds the call it is for.
     if let Some(callback) = &ended.callback {
-        let (task, created) = tasks::create_task(&mut **tx, callback).await?;
+        let (task, created) = tasks::create_task(tx, callback).await?;
         if !created {
             tasks::bump_merged(&mut **tx, task.id).await?;
         }

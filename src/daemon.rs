@@ -97,6 +97,9 @@ impl Application {
             hub: hub.clone(),
             metrics: metrics.clone(),
         };
+        let checkpoints = storage.clone();
+        let stop_checkpoints = shutdown.clone();
+        tasks.spawn(async move { checkpoints.checkpoint_wal_until(stop_checkpoints).await });
         let (calls, calls_task) = Calls::start(deps, shutdown.clone()).await?;
         tasks.spawn(async move {
             let _ = calls_task.await;

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 
 use crate::settings::DatabaseSettings;
 
@@ -95,6 +95,8 @@ pub struct Storage {
     /// wait for each other here, in turn, instead of in SQLite's busy handler, which polls with
     /// sleeps of 1 ms and more.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Write transactions waiting at the gate, so a long writer can let them go first.
+    writers_waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A write transaction ([`Storage::begin_write`]). It derefs to the connection, so statements run
@@ -175,9 +177,11 @@ impl Storage {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if kind == DbKind::Sqlite {
+                        // No checkpoint in a commit: see `checkpoint_wal`.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                             PRAGMA wal_autocheckpoint = 0;",
                         )
                         .await?;
                     }
@@ -206,6 +210,7 @@ impl Storage {
             salt: Default::default(),
             readers,
             write_gate: Default::default(),
+            writers_waiting: Default::default(),
         })
     }
 
@@ -217,7 +222,10 @@ impl Storage {
     pub(crate) async fn begin_write(&self) -> std::result::Result<WriteTx, sqlx::Error> {
         match self.kind {
             DbKind::Sqlite => {
+                use std::sync::atomic::Ordering;
+                self.writers_waiting.fetch_add(1, Ordering::Relaxed);
                 let gate = self.write_gate.clone().lock_owned().await;
+                self.writers_waiting.fetch_sub(1, Ordering::Relaxed);
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                 Ok(WriteTx {
                     tx,
@@ -229,6 +237,15 @@ impl Storage {
                 gate: None,
             }),
         }
+    }
+
+    /// Whether another write transaction waits for the one in progress (SQLite). A writer of
+    /// many independent rows commits what it has when this is so, and begins again, so a
+    /// background batch never holds up a write a caller is waiting for.
+    pub(crate) fn writers_waiting(&self) -> bool {
+        self.writers_waiting
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
     }
 
     pub fn kind(&self) -> DbKind {
@@ -286,7 +303,49 @@ impl Storage {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Copies what the write-ahead log holds into the database file (SQLite; nothing to do on
+    /// PostgreSQL), without waiting for or holding up readers and writers (a passive
+    /// checkpoint). The daemon's connections do not checkpoint when they commit, which would
+    /// make the write that crosses SQLite's threshold (a call event, a new contact) wait for
+    /// thousands of pages to be copied and synced; the daemon calls this every
+    /// [`CHECKPOINT_INTERVAL`] instead. A process that only runs a command checkpoints when it
+    /// closes its last connection, as SQLite always does. Returns the log's pages and how many of
+    /// them are now in the database file.
+    pub async fn checkpoint_wal(&self) -> Result<(i64, i64)> {
+        if self.kind != DbKind::Sqlite {
+            return Ok((0, 0));
+        }
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get(1)?, row.try_get(2)?))
+    }
+
+    /// Runs [`Storage::checkpoint_wal`] every [`CHECKPOINT_INTERVAL`] until `shutdown`.
+    pub async fn checkpoint_wal_until(&self, shutdown: tokio_util::sync::CancellationToken) {
+        if self.kind != DbKind::Sqlite {
+            return;
+        }
+        let mut every = tokio::time::interval(CHECKPOINT_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = every.tick() => {}
+            }
+            match self.checkpoint_wal().await {
+                Ok((log, copied)) => {
+                    tracing::trace!(log, copied, "write-ahead log checkpointed")
+                }
+                Err(error) => tracing::warn!(%error, "write-ahead log checkpoint failed"),
+            }
+        }
+    }
 }
+
+/// How often the daemon checkpoints SQLite's write-ahead log ([`Storage::checkpoint_wal`]).
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 fn sqlite_path(url: &str) -> String {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");

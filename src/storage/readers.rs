@@ -166,7 +166,7 @@ fn bind_numbered(
 }
 
 /// Memory-mapped reads: a looked-up page is read from the OS page cache without a system call.
-const MMAP_BYTES: i64 = 256 * 1024 * 1024;
+const MMAP_BYTES: i64 = 0;
 
 pub(crate) struct Readers {
     path: PathBuf,

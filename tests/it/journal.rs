@@ -129,3 +129,30 @@ async fn concurrent_webhook_events_are_each_acknowledged_once_journaled_and_all_
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn commits_leave_the_write_ahead_log_to_the_checkpoint_which_copies_all_of_it() {
+    let db = TestDb::new().await;
+    let storage = storage(&db).await;
+    let events: Vec<(String, String)> = (0..200)
+        .map(|n| ("webhook".to_string(), format!("{{\"n\":{n}}}")))
+        .collect();
+    let rows: Vec<(&str, &str)> = events
+        .iter()
+        .map(|(source, body)| (source.as_str(), body.as_str()))
+        .collect();
+    for _ in 0..20 {
+        storage.journal_batch(&rows, &[], &[]).await.expect("batch");
+    }
+    let (log, copied) = storage.checkpoint_wal().await.expect("checkpoint");
+    match storage.kind() {
+        ringside::storage::DbKind::Sqlite => {
+            assert!(log > 0, "the commits were left in the log");
+            assert_eq!(
+                copied, log,
+                "a passive checkpoint with nobody reading copies it all"
+            );
+        }
+        ringside::storage::DbKind::Postgres => assert_eq!((log, copied), (0, 0)),
+    }
+}

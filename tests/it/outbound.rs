@@ -102,6 +102,82 @@ async fn a_missed_call_creates_one_callback_merges_further_misses_and_is_cancell
 }
 
 #[tokio::test]
+async fn calls_ending_together_are_all_recorded_with_one_callback_per_customer() {
+    let app = spawn_app_with(quiet_outbound).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let c = customer(
+            &app,
+            json!({"name": format!("Burst {n}"), "phones": [format!("1370013710{n}")]}),
+        )
+        .await;
+        ids.push(c["id"].as_i64().unwrap());
+    }
+    // Four missed calls from each customer, and then one answered call from the first: the
+    // recorder takes many of them in one transaction.
+    let mut posts = Vec::new();
+    for round in 0..4 {
+        for n in 0..5 {
+            let call = format!("burst-{round}-{n}");
+            posts.push(json!({"event": "ringing", "call_id": call, "from": format!("1370013710{n}"), "to": "800"}));
+            posts.push(json!({"event": "hangup", "call_id": call}));
+        }
+    }
+    for event in posts {
+        app.call_event(event).await;
+    }
+    let pending = eventually(|| async {
+        let open = tasks(&app, "kind=missed_call_callback&state=pending").await;
+        let merged: i64 = open.iter().filter_map(|t| t["merged_count"].as_i64()).sum();
+        if open.len() == 5 && merged == 15 {
+            open
+        } else {
+            Vec::new()
+        }
+    })
+    .await;
+    assert_eq!(
+        pending.len(),
+        5,
+        "one callback per customer, three misses merged into each"
+    );
+    for id in &ids {
+        let list: Value = app
+            .get(
+                &format!("/api/v1/interactions?customer_id={id}"),
+                &app.admin_token,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let calls = list.as_array().map(|a| a.len()).unwrap_or_default();
+        assert_eq!(calls, 4, "customer {id}: {list}");
+    }
+    app.call_event(
+        json!({"event": "ringing", "call_id": "burst-in", "from": "13700137100", "to": "800"}),
+    )
+    .await;
+    app.call_event(json!({"event": "answered", "call_id": "burst-in"}))
+        .await;
+    app.call_event(json!({"event": "hangup", "call_id": "burst-in"}))
+        .await;
+    let cancelled = eventually(|| async {
+        tasks(&app, &format!("customer_id={}&state=cancelled", ids[0])).await
+    })
+    .await;
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0]["outcome"], "customer_got_through");
+    assert_eq!(
+        tasks(&app, "kind=missed_call_callback&state=pending")
+            .await
+            .len(),
+        4
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn closing_a_complaint_schedules_a_return_visit_by_its_owner_and_a_survey() {
     let app = spawn_app_with(quiet_outbound).await;
     let (ann_id, ann) = app.agent("ann", Role::Agent, &["1001"]).await;

@@ -165,7 +165,9 @@ fn bind_numbered(
     Ok(())
 }
 
-/// Memory-mapped reads: a looked-up page is read from the OS page cache without a system call.
+/// No memory map: whenever a read transaction finds that another connection wrote, SQLite unmaps
+/// the whole file, and every page is faulted in again, which under the daemon's steady writes
+/// cost more than the reads it saved (BENCHMARKS.md, screen pop).
 const MMAP_BYTES: i64 = 0;
 
 pub(crate) struct Readers {

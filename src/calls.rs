@@ -517,10 +517,7 @@ impl Calls {
     /// and, for a missed inbound call, the callback it leaves.
     async fn prepare_record(&self, call: CallRecord) -> Result<EndedCall, StorageError> {
         let deps = &self.deps;
-        let remote = match call.direction {
-            Direction::Inbound => call.caller.as_ref(),
-            Direction::Outbound => call.dialed.as_ref(),
-        };
+        let remote = call.remote_party();
         let customer_id = match self.matched(&call.call_id).await {
             Some(m) => m.best().map(|c| c.customer.id),
             None => matching::match_caller(&deps.storage, &deps.settings, remote, None, &[], false)
@@ -646,10 +643,7 @@ async fn record_call(tx: &mut WriteTx, ended: &EndedCall) -> Result<(), StorageE
             .await?;
         }
         None => {
-            let remote = match call.direction {
-                Direction::Inbound => call.caller.as_ref(),
-                Direction::Outbound => call.dialed.as_ref(),
-            };
+            let remote = call.remote_party();
             interactions::insert_interaction(
                 &mut **tx,
                 &NewInteraction {

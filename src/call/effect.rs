@@ -121,6 +121,16 @@ pub struct CallRecord {
     pub transferred_to: Vec<Audience>,
 }
 
+impl CallRecord {
+    /// The customer's side of the call, as [`super::CallEvent::remote_party`].
+    pub fn remote_party(&self) -> Option<&Party> {
+        match self.direction {
+            Direction::Inbound => self.caller.as_ref(),
+            Direction::Outbound => self.dialed.as_ref(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

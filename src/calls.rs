@@ -514,27 +514,28 @@ impl Calls {
     }
 
     /// What recording an ended call takes, found before the recorder's transaction: its customer
-    /// and, for a missed inbound call, the callback it leaves.
+    /// (the one its pop showed, as matched when it rang or picked by the agent since) and, for a
+    /// missed inbound call, the callback it leaves.
     async fn prepare_record(&self, call: CallRecord) -> Result<EndedCall, StorageError> {
         let deps = &self.deps;
         let remote = call.remote_party();
-        let customer_id = match self.matched(&call.call_id).await {
-            Some(m) => m.best().map(|c| c.customer.id),
-            None => matching::match_caller(&deps.storage, &deps.settings, remote, None, &[], false)
-                .await?
-                .best()
-                .map(|c| c.customer.id),
+        let matched = match self.matched(&call.call_id).await {
+            Some(m) => m,
+            None => {
+                matching::match_caller(&deps.storage, &deps.settings, remote, None, &[], false)
+                    .await?
+            }
         };
+        let customer = matched.best().map(|c| &c.customer);
         let mut callback = None;
         let mut got_through = false;
-        if let (Direction::Inbound, Some(id)) = (call.direction, customer_id) {
+        if let (Direction::Inbound, Some(customer)) = (call.direction, customer) {
             if call.outcome.wants_callback() {
                 if let Some(e164) = remote.and_then(|p| p.e164.as_deref()) {
-                    let customer = deps.storage.customer(id).await?;
                     callback = Some(generators::missed_call(
                         &deps.settings,
                         &deps.directory,
-                        &customer,
+                        customer,
                         e164,
                         call.started_at_ms,
                     ));
@@ -547,8 +548,8 @@ impl Calls {
             }
         }
         Ok(EndedCall {
+            customer_id: customer.map(|c| c.id),
             call,
-            customer_id,
             callback,
             got_through,
         })

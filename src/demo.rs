@@ -320,11 +320,7 @@ async fn ensure_agents(storage: &Storage) -> Result<()> {
         match storage.agent_by_name(name).await {
             Ok(agent) => {
                 // Re-issue the known token if someone revoked it; a duplicate hash is a no-op.
-                if storage
-                    .agent_by_token_hash(&hash_token(token))
-                    .await?
-                    .is_none()
-                {
+                if storage.token_holder(&hash_token(token)).await?.is_none() {
                     let _ = storage.add_token(agent.id, &hash_token(token), None).await;
                 }
             }

@@ -78,8 +78,38 @@ pub fn caller_country<'a>(settings: &'a Settings, dialed: Option<&Party>) -> &'a
 
 /// Normalizes a caller as the call model and the matcher see it.
 pub fn party(settings: &Settings, raw: &str, dialed: Option<&Party>) -> Party {
-    let n = phone::normalize(raw, caller_country(settings, dialed));
+    let n = normalize_caller(settings, raw, dialed);
     Party::new(raw, n.e164)
+}
+
+/// The most numbers [`normalize_caller`] remembers; beyond it, it starts again empty.
+const NORMALIZED_KEPT: usize = 4096;
+
+/// [`phone::normalize`] in the caller's region ([`caller_country`]), remembered: every ringing
+/// call's number is normalized by its ingress ([`party`]) and again by the matcher, which needs
+/// more of it than the E.164 form, and the numbering-plan rules cost tens of microseconds a
+/// number, on the way to the pop.
+pub fn normalize_caller(
+    settings: &Settings,
+    raw: &str,
+    dialed: Option<&Party>,
+) -> phone::Normalized {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static KEPT: LazyLock<Mutex<HashMap<(String, String), phone::Normalized>>> =
+        LazyLock::new(Default::default);
+    let country = caller_country(settings, dialed);
+    let key = (country.to_string(), raw.to_string());
+    if let Some(n) = KEPT.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return n.clone();
+    }
+    let n = phone::normalize(raw, country);
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if kept.len() >= NORMALIZED_KEPT {
+        kept.clear();
+    }
+    kept.insert(key, n.clone());
+    n
 }
 
 /// Finds and ranks the customers behind a caller. `ringing_agents` are the names of the agents
@@ -100,7 +130,7 @@ pub async fn match_caller(
             created: false,
         });
     };
-    let number = phone::normalize(&caller.raw, caller_country(settings, dialed));
+    let number = normalize_caller(settings, &caller.raw, dialed);
     let hits = storage
         .find_phone_hits(&number, settings.numbers.trailing_digits)
         .await?;

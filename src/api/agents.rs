@@ -133,8 +133,10 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Ap
 /// The caller's own record (the console uses it to show who is logged in).
 #[utoipa::path(get, path = "/agents/me", tag = "agents",
     responses((status = 200, description = "The caller", body = Agent)))]
-pub async fn me(caller: Caller) -> ApiJson<Agent> {
-    ApiJson(caller.agent)
+pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Agent>> {
+    let mut agent = caller.agent;
+    agent.extensions = state.storage.extensions_of(agent.id).await?;
+    Ok(ApiJson(agent))
 }
 
 #[utoipa::path(get, path = "/agents/{id}", tag = "agents", params(("id" = i64, Path, description = "Agent id")),

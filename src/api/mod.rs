@@ -250,6 +250,7 @@ fn path_rejection(e: PathRejection) -> ApiError {
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// Without its extensions (see [`Storage::token_holder`](crate::storage::Storage::token_holder)).
     pub agent: Agent,
     /// The client's address, for the audit trail.
     pub source: Option<String>,
@@ -323,11 +324,7 @@ impl FromRequestParts<AppState> for Caller {
         if token.is_empty() || token.len() > 256 {
             return Err(ApiError::unauthorized());
         }
-        match state
-            .storage
-            .agent_by_token_hash(&hash_token(&token))
-            .await?
-        {
+        match state.storage.token_holder(&hash_token(&token)).await? {
             Some(agent) => Ok(Caller {
                 agent,
                 source: parts

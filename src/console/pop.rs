@@ -61,8 +61,13 @@ pub async fn build(
     matched: &MatchResult,
 ) -> Result<Map<String, Value>> {
     let ids = matched.customer_ids();
-    let best_id = ids.first().copied();
-    let best_only: Vec<i64> = best_id.into_iter().collect();
+    // A contact created for this call has no history, complaints, assets or tasks to look up.
+    let best_only: Vec<i64> = ids
+        .first()
+        .copied()
+        .filter(|_| !matched.created)
+        .into_iter()
+        .collect();
     let limit = settings.matching.history_limit.clamp(1, 50);
     let tz: chrono_tz::Tz = matched
         .best()

@@ -87,6 +87,12 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 #[derive(Clone, Debug)]
 pub struct Storage {
     pool: AnyPool,
+    /// Where write transactions ([`Storage::begin_write`]) run: on SQLite a pool of one
+    /// connection, as they take turns at the write gate anyway. SQLite empties a connection's page
+    /// cache when it begins a transaction after another connection committed; the one writer is
+    /// that other connection only to itself, so its cache stays warm from one commit to the
+    /// next, where eight pooled writers each read their pages again. The pool otherwise.
+    writer: AnyPool,
     kind: DbKind,
     salt: std::sync::Arc<tokio::sync::OnceCell<String>>,
     /// SQLite's point reads on the calling thread ([`readers`]); none on PostgreSQL.
@@ -97,6 +103,8 @@ pub struct Storage {
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Write transactions waiting at the gate, so a long writer can let them go first.
     writers_waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Token holders found lately ([`Storage::token_holder`]).
+    holders: std::sync::Arc<agents::HolderCache>,
 }
 
 /// A write transaction ([`Storage::begin_write`]). It derefs to the connection, so statements run
@@ -170,32 +178,42 @@ impl Storage {
                 });
             }
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(if kind == DbKind::Sqlite { 1 } else { 0 })
-            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if kind == DbKind::Sqlite {
-                        // No checkpoint in a commit: see `checkpoint_wal`.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                             PRAGMA wal_autocheckpoint = 0;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let options = |max_connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .min_connections(if kind == DbKind::Sqlite { 1 } else { 0 })
+                .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if kind == DbKind::Sqlite {
+                            // No checkpoint in a commit: see `checkpoint_wal`.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                                 PRAGMA wal_autocheckpoint = 0;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
+        };
+        let unavailable = |e: sqlx::Error| {
+            StorageError::Unavailable(format!(
+                "cannot open {}: {e}",
+                crate::settings::redact_url(&settings.url)
+            ))
+        };
+        let pool = options(settings.max_connections)
             .connect(&url)
             .await
-            .map_err(|e| {
-                StorageError::Unavailable(format!(
-                    "cannot open {}: {e}",
-                    crate::settings::redact_url(&settings.url)
-                ))
-            })?;
+            .map_err(unavailable)?;
+        // An in-memory database is one per connection: it keeps to the one pool.
+        let writer = if kind == DbKind::Sqlite && sqlite_path(&url) != ":memory:" {
+            options(1).connect(&url).await.map_err(unavailable)?
+        } else {
+            pool.clone()
+        };
         let readers = match kind {
             DbKind::Sqlite => readers::Readers::new(
                 &sqlite_path(&settings.url),
@@ -206,11 +224,13 @@ impl Storage {
         };
         Ok(Storage {
             pool,
+            writer,
             kind,
             salt: Default::default(),
             readers,
             write_gate: Default::default(),
             writers_waiting: Default::default(),
+            holders: Default::default(),
         })
     }
 
@@ -226,14 +246,14 @@ impl Storage {
                 self.writers_waiting.fetch_add(1, Ordering::Relaxed);
                 let gate = self.write_gate.clone().lock_owned().await;
                 self.writers_waiting.fetch_sub(1, Ordering::Relaxed);
-                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
                 Ok(WriteTx {
                     tx,
                     gate: Some(gate),
                 })
             }
             DbKind::Postgres => Ok(WriteTx {
-                tx: self.pool.begin().await?,
+                tx: self.writer.begin().await?,
                 gate: None,
             }),
         }
@@ -301,6 +321,7 @@ impl Storage {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 

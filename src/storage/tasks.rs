@@ -234,11 +234,6 @@ impl Storage {
         create_task(&mut *self.pool.acquire().await?, t).await
     }
 
-    /// Counts one more occurrence folded into an existing task (a further missed call).
-    pub async fn bump_merged(&self, id: i64) -> Result<()> {
-        bump_merged(&self.pool, id).await
-    }
-
     pub async fn task(&self, id: i64) -> Result<Task> {
         let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
             .bind(id)
@@ -658,16 +653,6 @@ impl Storage {
         .execute(&self.pool)
         .await?
         .rows_affected())
-    }
-
-    /// Cancels a customer's open tasks of one kind (e.g. the callback once the customer got through).
-    pub async fn cancel_open_tasks(
-        &self,
-        customer_id: i64,
-        kind: &str,
-        outcome: &str,
-    ) -> Result<u64> {
-        cancel_open_tasks(&self.pool, customer_id, kind, outcome).await
     }
 
     /// Cancels every open task of a number or customer (opt-out, erasure).

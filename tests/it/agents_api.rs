@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use ringside::auth::Role;
 use serde_json::{Value, json};
 
@@ -71,6 +73,79 @@ async fn revoked_tokens_stop_working() {
             .status(),
         200
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_disabled_agents_token_stops_working_at_once_though_it_was_just_used() {
+    let app = spawn_app().await;
+    let (id, token) = app.agent("alice", Role::Agent, &[]).await;
+    assert_eq!(app.get("/api/v1/agents/me", &token).await.status(), 200);
+    let patched = app
+        .patch(
+            &format!("/api/v1/agents/{id}"),
+            &app.admin_token,
+            &json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+    assert_eq!(app.get("/api/v1/agents/me", &token).await.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_stops_working_when_it_expires_though_it_was_just_used() {
+    use ringside::auth::{hash_token, new_token};
+    let app = spawn_app().await;
+    let token = new_token();
+    let expires_at = ringside::storage::now_ms() + 400;
+    app.state
+        .storage
+        .create_agent(
+            "brief",
+            Role::Agent,
+            &[],
+            &hash_token(&token),
+            Some(expires_at),
+        )
+        .await
+        .unwrap();
+    assert_eq!(app.get("/api/v1/agents/me", &token).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.get("/api/v1/agents/me", &token).await.status(), 401);
+    app.stop().await;
+}
+
+/// Another process (here a second connection to the same database, as `ringside agent revoke`
+/// opens) revokes a token the daemon has just seen: the daemon refuses it within
+/// `TOKEN_HOLDER_TTL`.
+#[tokio::test]
+async fn a_token_revoked_by_another_process_stops_working_within_the_holder_ttl() {
+    use ringside::storage::agents::TOKEN_HOLDER_TTL;
+    let app = spawn_app().await;
+    let (id, token) = app.agent("alice", Role::Agent, &[]).await;
+    assert_eq!(app.get("/api/v1/agents/me", &token).await.status(), 200);
+    let mut settings = ringside::settings::Settings::default();
+    settings.database.url = app.db.url.clone();
+    let other = ringside::storage::Storage::connect(&settings.database)
+        .await
+        .unwrap();
+    assert_eq!(other.revoke_tokens(id).await.unwrap(), 1);
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let status = app.get("/api/v1/agents/me", &token).await.status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            revoked_at.elapsed() < TOKEN_HOLDER_TTL + Duration::from_secs(1),
+            "still accepted {:?} after the revocation",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    other.close().await;
     app.stop().await;
 }
 

@@ -134,6 +134,14 @@ async fn an_event_posted_to_the_webhook_pops_the_card_in_the_browser_and_a_typed
                 browser.text(&element).await.unwrap()
             }
         };
+        browser
+            .wait_for_text(
+                &in_card("browser-1", "customer-name"),
+                "王建国",
+                PAGE_REACTS_WITHIN,
+            )
+            .await
+            .unwrap();
         assert_eq!(shown("customer-name").await, "王建国");
         assert_eq!(shown("tier").await, "A");
         // Rendered upper-case by the style sheet; the page's own words are lower-case.

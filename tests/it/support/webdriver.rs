@@ -140,6 +140,9 @@ impl Browser {
                     "--disable-component-update",
                     "--disable-sync",
                     "--window-size=1400,900",
+                    // Cards fade in from opacity 0, and WebDriver reads a transparent element's
+                    // text as empty; the page drops its animations for reduced motion.
+                    "--force-prefers-reduced-motion",
                     format!("--user-data-dir={}", profile.display()),
                 ],
             },
